@@ -1,0 +1,104 @@
+"""The combiner protocol: fit on out-of-fold probabilities, predict from members' probabilities."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
+
+from engine.errors import ConfigError
+from engine.state_io import load_state, save_state
+
+
+class Combiner(BaseEstimator):
+    """Base class for combiners.
+
+    ``P`` is always a float array of shape (n_members, n_rows, n_classes): the
+    members' probabilities in the order of ``members``. A combiner that learns
+    (stacking) is fitted on out-of-fold probabilities, so it never sees a
+    member's predictions on rows that member was trained on.
+
+    Subclasses implement ``_fit`` and ``predict_proba``; ``predict`` defaults to
+    the most probable class.
+    """
+
+    name: ClassVar[str] = ""
+    version: ClassVar[str | None] = None
+
+    def fit(self, P: np.ndarray, y: np.ndarray, members: Sequence[str],
+            features: np.ndarray | None = None) -> Combiner:
+        """Learn from out-of-fold probabilities ``P`` and class codes ``y``.
+
+        ``features`` (n_rows, n_features) are extra numeric columns of the
+        input, given only to combiners whose ``passthrough`` asks for them.
+
+        Returns
+        -------
+        self : Combiner
+        """
+        P = np.asarray(P, dtype=float)
+        if P.ndim != 3 or P.shape[0] != len(members) or P.shape[1] != len(y):
+            raise ValueError(f"P must have shape (n_members={len(members)}, n_rows={len(y)}, "
+                             f"n_classes), got {P.shape}")
+        self.members_ = list(members)
+        self.n_classes_ = P.shape[2]
+        self._fit(P, np.asarray(y), features)
+        return self
+
+    def _fit(self, P: np.ndarray, y: np.ndarray, features: np.ndarray | None) -> None:
+        """Learn what the combiner needs; nothing by default."""
+
+    def predict_proba(self, P: np.ndarray, features: np.ndarray | None = None) -> np.ndarray:
+        """Combined class probabilities, shape (n_rows, n_classes)."""
+        raise NotImplementedError
+
+    def predict(self, P: np.ndarray, features: np.ndarray | None = None) -> np.ndarray:
+        """Class codes, shape (n_rows,)."""
+        return np.argmax(self.predict_proba(P, features), axis=1)
+
+    def oof_predict_proba(self, P: np.ndarray, y: np.ndarray, cv: Any,
+                          features: np.ndarray | None = None) -> np.ndarray:
+        """Honest probabilities on the training rows, for validation scores.
+
+        Combiners that learn nothing from y can predict ``P`` directly; those
+        that do (stacking) override this with a cross-validated prediction.
+        """
+        return self.predict_proba(P, features)
+
+    def save(self, directory: str | Path) -> None:
+        save_state(self, directory)
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Combiner:
+        return load_state(cls, directory)
+
+    def _check(self, P: np.ndarray) -> np.ndarray:
+        check_is_fitted(self, "members_")
+        P = np.asarray(P, dtype=float)
+        if P.ndim != 3 or P.shape[0] != len(self.members_):
+            raise ValueError(f"expected probabilities of {len(self.members_)} members, "
+                             f"got shape {P.shape}")
+        return P
+
+
+def member_weights(weights: Mapping[str, float] | Sequence[float] | None,
+                   members: Sequence[str]) -> np.ndarray:
+    """Normalised weights in member order from a dict by name, a list, or None (equal)."""
+    if weights is None:
+        w = np.ones(len(members))
+    elif isinstance(weights, Mapping):
+        unknown = sorted(set(weights) - set(members))
+        if unknown:
+            raise ConfigError(f"weights name unknown members {unknown}; members are {members}")
+        w = np.array([float(weights.get(m, 0.0)) for m in members])
+    else:
+        w = np.asarray(weights, dtype=float)
+        if w.shape != (len(members),):
+            raise ConfigError(f"give {len(members)} weights, one per member, or a dict by name")
+    if not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
+        raise ConfigError("weights must be non-negative numbers with a positive sum")
+    return w / w.sum()

@@ -1,0 +1,295 @@
+"""The model directory: manifest, integrity hashes, atomic save, verified load.
+
+Layout::
+
+    MODEL/
+      manifest.json        what, who, versions, classes, configs, sha256 of every file
+      members/<name>/      written by each member's save()
+      combiner/            written by the combiner's save()
+      oof.npz              out-of-fold probabilities and label codes (for recombine)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import os
+import shutil
+import uuid
+import warnings
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine import __version__, registry
+from engine.errors import ModelDirectoryError, PluginNotFoundError
+from engine.sklearn_io import trusting
+from engine.state_io import _to_json
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+OOF_FILE = "oof.npz"
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _describe(params: dict[str, Any]) -> dict[str, Any]:
+    """JSON-safe config for the manifest (objects shown by their repr)."""
+    described = {}
+    for key, value in params.items():
+        try:
+            described[key] = json.loads(json.dumps(_to_json(value)))
+        except TypeError:
+            described[key] = repr(value)
+    return described
+
+
+def _origin(kind: str, obj: Any) -> dict[str, str]:
+    table = registry.get_registry().plugins() if kind == "plugin" else \
+        registry.get_registry().combiners()
+    entry = table.get(obj.name)
+    if entry is None or entry.cls is not type(obj):
+        raise ModelDirectoryError(
+            f"{kind} {type(obj).__name__} (name '{obj.name}') is not registered, so the model "
+            f"could not be loaded again; register it through the ensemble_engine entry point "
+            f"or engine.register_plugin")
+    return {"package": entry.package, "version": entry.version}
+
+
+def _encode_classes(classes: np.ndarray) -> dict[str, Any]:
+    return {"dtype": classes.dtype.kind, "values": [c.item() for c in classes]}
+
+
+def _decode_classes(spec: dict[str, Any]) -> np.ndarray:
+    kind = {"b": bool, "i": np.int64, "u": np.uint64, "f": float}.get(spec["dtype"])
+    return np.array(spec["values"], dtype=kind) if kind else np.array(spec["values"])
+
+
+def save_ensemble(ensemble: Any, path: str | Path) -> None:
+    """Write ``ensemble`` to ``path`` atomically.
+
+    Everything is written to a hidden sibling directory first, then swapped in
+    with renames, so a failed save leaves the previous model intact. An
+    existing directory is replaced only if it is a model directory (or empty).
+    """
+    from sklearn.utils.validation import check_is_fitted
+
+    check_is_fitted(ensemble)
+    path = Path(path)
+    if path.exists() and not (path.is_dir() and ((path / MANIFEST).is_file()
+                                                  or not any(path.iterdir()))):
+        raise ModelDirectoryError(f"{path} exists and is not a model directory; "
+                                  f"choose another output path")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        manifest = _write_contents(ensemble, tmp)
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
+        _fsync_tree(tmp)
+        _swap_in(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _write_contents(ensemble: Any, root: Path) -> dict[str, Any]:
+    members = []
+    for name, member in ensemble.members_.items():
+        directory = root / "members" / name
+        directory.mkdir(parents=True)
+        member.save(directory)
+        members.append({"name": name, "plugin": member.name, **_origin("plugin", member),
+                        "config": _describe(member.get_params(deep=False)),
+                        "directory": f"members/{name}",
+                        "fit_seconds": ensemble.fit_seconds_[name]})
+    combiner = ensemble.combiner_
+    (root / "combiner").mkdir()
+    combiner.save(root / "combiner")
+    arrays = {"oof": ensemble.oof_, "y_codes": ensemble.y_codes_}
+    if ensemble.oof_features_ is not None:
+        arrays["features"] = ensemble.oof_features_
+    np.savez(root / OOF_FILE, **arrays)
+    files = {p.relative_to(root).as_posix(): sha256_file(p)
+             for p in sorted(root.rglob("*")) if p.is_file()}
+    params = ensemble.get_params(deep=False)
+    return {
+        "format_version": FORMAT_VERSION,
+        "engine_version": __version__,
+        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "classes": _encode_classes(ensemble.classes_),
+        "ensemble": _describe({k: v for k, v in params.items()
+                               if k not in ("members", "combiner")}),
+        "members": members,
+        "combiner": {"name": combiner.name, **_origin("combiner", combiner),
+                     "config": _describe(combiner.get_params(deep=False)),
+                     "directory": "combiner"},
+        "training": ensemble.training_,
+        "scores": ensemble.scores_,
+        "files": files,
+    }
+
+
+def _fsync_tree(root: Path) -> None:
+    for p in root.rglob("*"):
+        if p.is_file():
+            with open(p, "rb") as handle:
+                os.fsync(handle.fileno())
+
+
+def _swap_in(tmp: Path, path: Path) -> None:
+    old = None
+    if path.exists():
+        old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
+        os.rename(path, old)
+    try:
+        os.rename(tmp, path)
+    except BaseException:
+        if old is not None:
+            os.rename(old, path)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _inside(root: Path, relative: str) -> Path:
+    """``root / relative``, refusing absolute paths, ``..`` and symlinks."""
+    candidate = Path(relative)
+    if candidate.is_absolute() or ".." in candidate.parts or not relative:
+        raise ModelDirectoryError(f"manifest entry '{relative}' points outside the model "
+                                  f"directory; refusing to load")
+    full = root / candidate
+    for part in [full, *full.parents]:
+        if part == root:
+            break
+        if part.is_symlink():
+            raise ModelDirectoryError(f"'{relative}' in the model directory is a symbolic link; "
+                                      f"refusing to load")
+    return full
+
+
+def read_manifest(path: str | Path) -> dict[str, Any]:
+    """The parsed manifest of the model at ``path``, with its format checked."""
+    path = Path(path)
+    if not path.is_dir():
+        raise ModelDirectoryError(f"no model directory at {path}; train one with "
+                                  f"`ensemble fit CONFIG.toml`")
+    try:
+        manifest = json.loads((path / MANIFEST).read_text())
+    except FileNotFoundError:
+        raise ModelDirectoryError(f"{path} has no {MANIFEST}: not a model directory "
+                                  f"(or an interrupted copy)") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelDirectoryError(f"{path / MANIFEST} is not valid JSON ({exc})") from None
+    version = manifest.get("format_version") if isinstance(manifest, dict) else None
+    if not isinstance(version, int):
+        raise ModelDirectoryError(f"{path / MANIFEST} has no format_version; not a model "
+                                  f"directory written by ensemble-engine")
+    if version > FORMAT_VERSION:
+        raise ModelDirectoryError(
+            f"model format {version} was written by ensemble-engine "
+            f"{manifest.get('engine_version')}; this is {__version__}: upgrade ensemble-engine")
+    return manifest
+
+
+def verify_files(path: Path, files: dict[str, str]) -> None:
+    """Check the sha256 of every file listed in the manifest."""
+    for relative, expected in files.items():
+        full = _inside(path, relative)
+        if not full.is_file():
+            raise ModelDirectoryError(f"model file '{relative}' is missing from {path}")
+        if sha256_file(full) != expected:
+            raise ModelDirectoryError(f"model file '{relative}' has changed since it was saved "
+                                      f"(sha256 mismatch): the model is corrupt or tampered")
+
+
+def _load_part(kind: str, entry: dict[str, Any], path: Path) -> Any:
+    reg = registry.get_registry()
+    try:
+        cls = reg.get_plugin(entry["plugin"]) if kind == "plugin" else \
+            reg.get_combiner(entry["name"])
+    except PluginNotFoundError:
+        wanted = entry["plugin"] if kind == "plugin" else entry["name"]
+        raise ModelDirectoryError(
+            f"this model needs {kind} '{wanted}' from package '{entry.get('package')}' "
+            f"{entry.get('version')}, which is not installed: pip install "
+            f"{entry.get('package')}") from None
+    installed = (reg.plugins() if kind == "plugin" else reg.combiners())[cls.name].version
+    if installed != entry.get("version"):
+        warnings.warn(f"{kind} '{cls.name}' was saved with version {entry.get('version')}, "
+                      f"{installed} is installed; predictions may differ", stacklevel=3)
+    return cls.load(_inside(path, entry["directory"]))
+
+
+def load_ensemble(path: str | Path, trusted: Iterable[str] = ()) -> Any:
+    """Load and verify a model directory written by :meth:`Ensemble.save`.
+
+    Parameters
+    ----------
+    path : str or Path
+        The model directory.
+    trusted : list of str, default=()
+        Extra fully-qualified type names the skops files may contain; only
+        for models from a source you trust.
+
+    Returns
+    -------
+    Ensemble
+        Fitted, ready to predict.
+    """
+    from engine.ensemble import Ensemble
+
+    path = Path(path)
+    manifest = read_manifest(path)
+    try:
+        verify_files(path, manifest["files"])
+        with trusting(trusted):
+            members = {e["name"]: _load_part("plugin", e, path) for e in manifest["members"]}
+            combiner = _load_part("combiner", manifest["combiner"], path)
+        with np.load(_inside(path, OOF_FILE), allow_pickle=False) as npz:
+            oof, codes = npz["oof"], npz["y_codes"]
+            features = npz["features"] if "features" in npz.files else None
+        settings = {k: (tuple(v) if isinstance(v, list) else v)
+                    for k, v in manifest["ensemble"].items()}
+        ensemble = Ensemble(members=dict(members), combiner=combiner, **settings)
+        ensemble.members_ = members
+        ensemble.fit_seconds_ = {e["name"]: e.get("fit_seconds", float("nan"))
+                                 for e in manifest["members"]}
+        ensemble.combiner_ = combiner
+        ensemble.classes_ = _decode_classes(manifest["classes"])
+        ensemble.oof_, ensemble.y_codes_, ensemble.oof_features_ = oof, codes, features
+        ensemble.training_, ensemble.scores_ = manifest["training"], manifest["scores"]
+    except ModelDirectoryError:
+        raise
+    except (KeyError, TypeError, ValueError, OSError) as exc:
+        raise ModelDirectoryError(f"{path} is not a valid model directory "
+                                  f"({type(exc).__name__}: {exc})") from exc
+    ensemble.manifest_ = manifest
+    return ensemble
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | Path, mode: str = "w", **kwargs: Any):
+    """Open a temporary sibling of ``path`` for writing; rename it over ``path`` on success."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        with open(tmp, mode, **kwargs) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()

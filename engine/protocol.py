@@ -1,0 +1,130 @@
+"""The model-plugin protocol and the base class that implements its chores.
+
+A plugin is a class with a registry ``name`` and four methods: ``fit(X, y)``,
+``predict_proba(X)``, ``save(directory)`` and the classmethod
+``load(directory)``. X is a sequence of texts, y integer class codes
+0..K-1; the engine owns the original labels. Constructor arguments are the
+configuration (scikit-learn's ``get_params``), so the engine can clone a member
+for every fold and record its config in the manifest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
+
+from engine.errors import DataError
+from engine.state_io import load_state, save_state
+
+
+@runtime_checkable
+class ModelPluginProtocol(Protocol):
+    """What the engine calls on a member; any class with these works."""
+
+    name: ClassVar[str]
+
+    def fit(self, X: Sequence[str], y: np.ndarray) -> ModelPluginProtocol: ...
+
+    def predict_proba(self, X: Sequence[str]) -> np.ndarray: ...
+
+    def save(self, directory: Path) -> None: ...
+
+    @classmethod
+    def load(cls, directory: Path) -> ModelPluginProtocol: ...
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]: ...
+
+
+class ModelPlugin(BaseEstimator):
+    """Base class for model plugins: scikit-learn parameters plus input checks.
+
+    Subclasses store every constructor argument unchanged under the same name
+    (as scikit-learn estimators do), set fitted attributes ending in ``_`` and
+    implement ``fit``, ``predict_proba``, ``save`` and ``load``.
+
+    Attributes
+    ----------
+    name : str
+        The registry name, e.g. ``"tfidf-nb"``.
+    version : str or None
+        The plugin's own version; the package version when None.
+
+    Examples
+    --------
+    >>> class Majority(ModelPlugin):
+    ...     name = "majority"
+    ...     def fit(self, X, y):
+    ...         X, y = self._validate_fit(X, y)
+    ...         self.prior_ = np.bincount(y, minlength=self.n_classes_) / len(y)
+    ...         return self
+    ...     def predict_proba(self, X):
+    ...         X = self._validate_predict(X)
+    ...         return np.tile(self.prior_, (len(X), 1))
+    """
+
+    name: ClassVar[str] = ""
+    version: ClassVar[str | None] = None
+
+    def fit(self, X: Sequence[str], y: np.ndarray) -> ModelPlugin:
+        raise NotImplementedError(f"{type(self).__name__} must implement fit(X, y)")
+
+    def predict_proba(self, X: Sequence[str]) -> np.ndarray:
+        raise NotImplementedError(f"{type(self).__name__} must implement predict_proba(X)")
+
+    def save(self, directory: str | Path) -> None:
+        """Write params and fitted attributes into the empty ``directory``.
+
+        The default handles JSON values, numeric arrays and scikit-learn
+        objects (via skops); override it for anything else.
+        """
+        save_state(self, directory)
+
+    @classmethod
+    def load(cls, directory: str | Path) -> ModelPlugin:
+        """Inverse of :meth:`save`; the loaded plugin predicts identical probabilities."""
+        return load_state(cls, directory)
+
+    def predict(self, X: Sequence[str]) -> np.ndarray:
+        """Class codes with the highest probability."""
+        return np.argmax(self.predict_proba(X), axis=1)
+
+    # -- helpers for subclasses ------------------------------------------------
+
+    def _validate_fit(self, X: Sequence[str], y: Any) -> tuple[list[str], np.ndarray]:
+        texts = as_text_list(X)
+        codes = np.asarray(y)
+        if codes.ndim != 1 or len(codes) != len(texts):
+            raise DataError(
+                f"X has {len(texts)} texts but y has {len(codes)} labels; pass one label per text")
+        if len(texts) == 0:
+            raise DataError("cannot fit on empty data; pass at least one text per class")
+        if not np.issubdtype(codes.dtype, np.integer) or codes.min() < 0:
+            raise DataError("y must hold integer class codes 0..K-1; encode labels first "
+                            "(engine.Ensemble does this for you)")
+        self.n_classes_ = int(codes.max()) + 1
+        return texts, codes.astype(np.int64)
+
+    def _validate_predict(self, X: Sequence[str]) -> list[str]:
+        check_is_fitted(self, "n_classes_")
+        return as_text_list(X)
+
+
+def as_text_list(X: Any) -> list[str]:
+    """Return X as a list of str; a clear error names non-text rows."""
+    if isinstance(X, str):
+        raise DataError("X must be a sequence of texts, not a single string; wrap it in a list")
+    try:
+        texts = list(X)
+    except TypeError:
+        raise DataError(f"X must be a sequence of texts, got {type(X).__name__}") from None
+    bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
+    if bad:
+        shown = ", ".join(str(i) for i in bad[:5]) + (" ..." if len(bad) > 5 else "")
+        raise DataError(f"{len(bad)} texts are not strings (rows {shown}); "
+                        f"fill missing texts first, e.g. fill_na=''")
+    return texts

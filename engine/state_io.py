@@ -1,0 +1,95 @@
+"""Save and restore an estimator's parameters and fitted attributes without pickle.
+
+Parameters go to ``params.json`` (estimator-valued ones to ``params/<name>.skops``);
+fitted attributes (names ending in ``_``) go to ``state.json``, ``state.npz``
+(numeric arrays, loaded with ``allow_pickle=False``) or ``fitted/<name>.skops``.
+A plugin built from scikit-learn parts needs no save/load code of its own.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.sklearn_io import dump_estimator, load_estimator
+
+PARAMS_JSON, STATE_JSON, STATE_NPZ = "params.json", "state.json", "state.npz"
+
+
+def _is_estimator(value: Any) -> bool:
+    return hasattr(value, "get_params") and not isinstance(value, type)
+
+
+def _to_json(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, tuple):
+        return {"__tuple__": [_to_json(v) for v in value]}
+    if isinstance(value, list):
+        return [_to_json(v) for v in value]
+    if isinstance(value, dict):
+        if not all(isinstance(k, str) for k in value):
+            raise TypeError("dict keys must be strings")
+        return {k: _to_json(v) for k, v in value.items()}
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def _from_json(value: Any) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {"__tuple__"}:
+            return tuple(_from_json(v) for v in value["__tuple__"])
+        return {k: _from_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_from_json(v) for v in value]
+    return value
+
+
+def fitted_attributes(obj: Any) -> dict[str, Any]:
+    """Public attributes ending in ``_``: what ``fit`` learnt."""
+    return {k: v for k, v in vars(obj).items() if k.endswith("_") and not k.startswith("_")}
+
+
+def save_state(obj: Any, directory: str | Path) -> None:
+    """Write ``obj``'s params and fitted attributes into ``directory``."""
+    directory = Path(directory)
+    for group, values, json_name in (("params", obj.get_params(deep=False), PARAMS_JSON),
+                                     ("fitted", fitted_attributes(obj), STATE_JSON)):
+        plain: dict[str, Any] = {}
+        arrays: dict[str, np.ndarray] = {}
+        for key, value in values.items():
+            if _is_estimator(value):
+                (directory / group).mkdir(exist_ok=True)
+                dump_estimator(value, directory / group / f"{key}.skops")
+            elif isinstance(value, np.ndarray) and value.dtype != object and group == "fitted":
+                arrays[key] = value
+            else:
+                try:
+                    plain[key] = _to_json(value)
+                except TypeError as exc:
+                    raise TypeError(f"{type(obj).__name__}.{key} cannot be saved ({exc}); "
+                                    f"override save() and load()") from exc
+        (directory / json_name).write_text(json.dumps(plain, indent=2, sort_keys=True))
+        if arrays:
+            np.savez(directory / STATE_NPZ, **arrays)
+
+
+def load_state(cls: type, directory: str | Path) -> Any:
+    """Rebuild an object written by :func:`save_state`."""
+    directory = Path(directory)
+    params = _from_json(json.loads((directory / PARAMS_JSON).read_text()))
+    fitted = _from_json(json.loads((directory / STATE_JSON).read_text()))
+    for group, target in (("params", params), ("fitted", fitted)):
+        for path in sorted((directory / group).glob("*.skops")):
+            target[path.stem] = load_estimator(path)
+    if (directory / STATE_NPZ).exists():
+        with np.load(directory / STATE_NPZ, allow_pickle=False) as npz:
+            fitted.update({k: npz[k] for k in npz.files})
+    obj = cls(**params)
+    for key, value in fitted.items():
+        setattr(obj, key, value)
+    return obj

@@ -1,0 +1,1 @@
+"""Built-in model plugins, registered through the ``ensemble_engine`` entry points."""

@@ -1,0 +1,81 @@
+"""``sklearn``: any scikit-learn text classifier (e.g. a Pipeline) as a member."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from sklearn.base import clone, is_classifier
+
+from engine import ModelPlugin, hookimpl
+from engine.errors import ConfigError
+from engine.importing import build_estimator
+
+
+class SklearnPipeline(ModelPlugin):
+    """Wrap a scikit-learn classifier that takes raw texts and has predict_proba.
+
+    Parameters
+    ----------
+    pipeline : estimator or str
+        An unfitted scikit-learn classifier that accepts a list of strings,
+        usually ``Pipeline([("tfidf", TfidfVectorizer()), ("clf", ...)])``. A
+        string ``"package.module:attribute"`` names an estimator or a function
+        returning one, so config files can use it too.
+    random_state : int or None, default=None
+        Set on every step that has a ``random_state`` parameter.
+
+    Attributes
+    ----------
+    pipeline_ : estimator
+        The fitted clone.
+
+    Examples
+    --------
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn.feature_extraction.text import TfidfVectorizer
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> member = SklearnPipeline(make_pipeline(TfidfVectorizer(), LogisticRegression()))
+    >>> member.fit(["good", "bad"] * 5, np.array([1, 0] * 5)).predict_proba(["good"]).shape
+    (1, 2)
+    """
+
+    name = "sklearn"
+
+    def __init__(self, pipeline: Any = None, random_state: int | None = None) -> None:
+        self.pipeline = pipeline
+        self.random_state = random_state
+
+    def _make_pipeline(self) -> Any:
+        """An unfitted estimator built from the parameters."""
+        spec = build_estimator(self.pipeline)
+        if spec is None or not is_classifier(spec) and not hasattr(spec, "predict_proba"):
+            raise ConfigError("sklearn plugin needs pipeline=<a scikit-learn classifier with "
+                              "predict_proba>, e.g. make_pipeline(TfidfVectorizer(), "
+                              "LogisticRegression())")
+        return clone(spec)
+
+    def fit(self, X: Sequence[str], y: np.ndarray) -> SklearnPipeline:
+        texts, codes = self._validate_fit(X, y)
+        pipeline = self._make_pipeline()
+        seed = getattr(self, "random_state", None)
+        if seed is not None:
+            seeds = {k: seed for k in pipeline.get_params()
+                     if k == "random_state" or k.endswith("__random_state")}
+            pipeline.set_params(**seeds)
+        self.pipeline_ = pipeline.fit(texts, codes)
+        return self
+
+    def predict_proba(self, X: Sequence[str]) -> np.ndarray:
+        texts = self._validate_predict(X)
+        proba = np.zeros((len(texts), self.n_classes_))
+        if texts:
+            # Columns follow the estimator's classes_, which may skip a code.
+            proba[:, self.pipeline_.classes_] = self.pipeline_.predict_proba(texts)
+        return proba
+
+
+@hookimpl
+def register_plugins(register):
+    register(SklearnPipeline)
