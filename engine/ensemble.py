@@ -278,9 +278,12 @@ class Ensemble(ClassifierMixin, BaseEstimator):
 
     # -- persistence -----------------------------------------------------------------
 
-    def save(self, path: str | Path) -> Ensemble:
-        """Save atomically to the model directory ``path``; returns self."""
+    def save(self, path: str | Path, data: dict[str, Any] | None = None) -> Ensemble:
+        """Save atomically to the model directory ``path``; returns self.
+
+        ``data`` is free-form JSON kept in the manifest (the CLI stores column names).
+        """
         from engine.persistence import save_ensemble
 
-        save_ensemble(self, path)
+        save_ensemble(self, path, data)
         return self

@@ -75,8 +75,11 @@ def _decode_classes(spec: dict[str, Any]) -> np.ndarray:
     return np.array(spec["values"], dtype=kind) if kind else np.array(spec["values"])
 
 
-def save_ensemble(ensemble: Any, path: str | Path) -> None:
+def save_ensemble(ensemble: Any, path: str | Path, data: dict[str, Any] | None = None) -> None:
     """Write ``ensemble`` to ``path`` atomically.
+
+    ``data`` (column names and the like) is kept in the manifest so that the
+    CLI can read new files the way the training file was read.
 
     Everything is written to a hidden sibling directory first, then swapped in
     with renames, so a failed save leaves the previous model intact. An
@@ -95,6 +98,7 @@ def save_ensemble(ensemble: Any, path: str | Path) -> None:
     tmp.mkdir()
     try:
         manifest = _write_contents(ensemble, tmp)
+        manifest["data"] = _describe(data or {})
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
         _fsync_tree(tmp)
         _swap_in(tmp, path)

@@ -1,0 +1,249 @@
+"""The ``ensemble`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+from rich.console import Console
+
+from engine import __version__
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _load(args: argparse.Namespace):
+    from engine.persistence import load_ensemble
+
+    return load_ensemble(args.model, trusted=args.trust or ())
+
+
+def _settings(model, args: argparse.Namespace) -> dict:
+    """Column settings: command-line flags over what the model was trained with."""
+    saved = model.manifest_.get("data", {})
+    return {"text": args.text or saved.get("text") or model.text,
+            "id": args.id or saved.get("id"),
+            "label": getattr(args, "label", None) or saved.get("label"),
+            "fill_na": args.fill_na if args.fill_na is not None else saved.get("fill_na")}
+
+
+def _reading(model, settings: dict):
+    model.set_params(text=settings["text"], fill_na=settings["fill_na"])
+    return model
+
+
+def cmd_fit(args: argparse.Namespace) -> None:
+    from engine.config import load_config
+    from engine.tables import print_table
+    from engine.workflows import fit_config
+
+    config = load_config(args.config)
+    ensemble, path = fit_config(config, args.output)
+    if not args.quiet:
+        table = pd.DataFrame(ensemble.scores_).T
+        print_table(table, f"out-of-fold scores ({ensemble.cv}-fold) on "
+                           f"{ensemble.training_['n_rows']} rows")
+    console.print(f"saved {path}")
+
+
+def cmd_predict(args: argparse.Namespace) -> None:
+    from engine.data import read_table
+    from engine.persistence import atomic_write
+
+    model = _load(args)
+    settings = _settings(model, args)
+    frame = read_table(args.data)
+    labels, proba = _reading(model, settings).predict_with_proba(frame)
+    out = pd.DataFrame({"label": labels})
+    if settings["id"] and settings["id"] in frame.columns:
+        out.insert(0, settings["id"], frame[settings["id"]].to_numpy())
+    for k, cls in enumerate(model.classes_):
+        out[f"proba_{cls}"] = proba[:, k]
+    with atomic_write(args.output, newline="") as handle:
+        out.to_csv(handle, index=False)
+    console.print(f"wrote {len(out)} predictions to {args.output}")
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from engine.data import read_table, require_columns
+    from engine.evaluation import evaluate
+    from engine.tables import print_table, to_markdown
+
+    model = _load(args)
+    settings = _settings(model, args)
+    frame = read_table(args.data)
+    require_columns(frame, [settings["label"]], Path(args.data).name)
+    table = evaluate(_reading(model, settings), frame, frame[settings["label"]])
+    if args.format == "table":
+        print_table(table, f"{Path(args.model).name} on {Path(args.data).name} ({len(frame)} rows)")
+    elif args.format == "markdown":
+        print(to_markdown(table))
+    else:
+        print(table.to_csv() if args.format == "csv" else table.to_json(orient="index", indent=2))
+
+
+def cmd_recombine(args: argparse.Namespace) -> None:
+    model = _load(args)
+    params = json.loads(args.params) if args.params else {}
+    members = args.members.split(",") if args.members else None
+    new = model.recombine((args.combiner, params), members)
+    output = args.output or args.model
+    new.save(output, model.manifest_.get("data"))
+    score = new.scores_["ensemble"]
+    console.print(f"{args.combiner} over {', '.join(new.members_)}: out-of-fold accuracy "
+                  f"{100 * score['accuracy']:.2f}%; saved {output}")
+
+
+def cmd_submit(args: argparse.Namespace) -> None:
+    from engine.data import read_table
+    from engine.kaggle import write_submission
+
+    model = _load(args)
+    settings = _settings(model, args)
+    test, sample = read_table(args.data), read_table(args.sample)
+    submission = write_submission(_reading(model, settings), test, sample, args.output,
+                                  settings["id"] if settings["id"] in test.columns else None)
+    balance = submission.iloc[:, 1].value_counts(normalize=True).sort_index()
+    shares = ", ".join(f"{k}: {100 * v:.1f}%" for k, v in balance.items())
+    console.print(f"wrote {args.output}: {len(submission)} rows, predicted {shares}")
+
+
+def cmd_plugins(args: argparse.Namespace) -> None:
+    from rich.table import Table
+
+    from engine.registry import get_registry
+
+    registry = get_registry()
+    entries = [*registry.plugins().values(), *registry.combiners().values()]
+    if args.json:
+        print(json.dumps([{"name": e.name, "kind": e.kind, "package": e.package,
+                           "version": e.version, "description": e.description}
+                          for e in entries], indent=2))
+        return
+    table = Table(title="registered plugins and combiners")
+    for column in ("name", "kind", "package", "version", "description"):
+        table.add_column(column)
+    for e in entries:
+        table.add_row(e.name, e.kind, e.package, e.version, e.description)
+    console.print(table)
+
+
+def _default_demo_config() -> Path:
+    for base in (Path.cwd(), Path(__file__).resolve().parents[1]):
+        candidate = base / "examples" / "disaster_tweets.toml"
+        if candidate.is_file():
+            return candidate
+    return Path("examples/disaster_tweets.toml")
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    from engine.config import load_config
+    from engine.tables import print_table
+    from engine.workflows import run_demo
+
+    config = load_config(args.config or _default_demo_config())
+    console.print(f"demo: {config.name}, members {', '.join(config.members)}; "
+                  f"training on the reference split ...")
+    result = run_demo(config, args.output, args.submission)
+    table = result["table"]
+    print_table(table, f"validation split: {table.attrs['n_valid']} rows "
+                       f"(trained on {table.attrs['n_train']})")
+    console.print(f"refitted on all rows and saved {result['model']}")
+    if result["submission"]:
+        console.print(f"wrote {result['submission']} (validated against the sample submission)")
+    console.print(f"demo finished in {result['seconds']:.0f} s")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ensemble", description="Ensembles of text classifiers: fit, predict, evaluate, "
+                                     "recombine and submit to Kaggle.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-q", "--quiet", action="store_true", help="print less")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def model_command(name: str, help_: str, data: bool = True) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.add_argument("model", help="model directory, e.g. models/disaster-tweets")
+        if data:
+            p.add_argument("data", help="CSV file to read")
+            p.add_argument("--text", help="text column (default: the one used in training)")
+            p.add_argument("--id", help="id column (default: the one used in training)")
+            p.add_argument("--fill-na", dest="fill_na", default=None,
+                           help="replacement for missing texts, e.g. ''")
+        p.add_argument("--trust", action="append", metavar="TYPE",
+                       help="also trust this type in the model's skops files (repeatable)")
+        return p
+
+    p = sub.add_parser("fit", help="fit the ensemble a TOML config describes and save it",
+                       description="Fit the ensemble a TOML config describes on all training "
+                                   "rows and save it (models/<name>/ by default).")
+    p.add_argument("config", help="ensemble config, e.g. examples/disaster_tweets.toml")
+    p.add_argument("-o", "--output", help="model directory to write")
+    p.set_defaults(func=cmd_fit)
+
+    p = model_command("predict", "predict labels and class probabilities for a CSV file")
+    p.add_argument("-o", "--output", required=True, help="CSV to write")
+    p.set_defaults(func=cmd_predict)
+
+    p = model_command("evaluate", "score every member and combiner on a labelled CSV file")
+    p.add_argument("--label", help="label column (default: the one used in training)")
+    p.add_argument("--format", choices=["table", "csv", "json", "markdown"], default="table")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = model_command("recombine", "swap the combiner or drop members without refitting",
+                      data=False)
+    p.add_argument("--combiner", required=True, help="mean, vote, stacking, ...")
+    p.add_argument("--params", help="combiner parameters as JSON, e.g. '{\"weights\": [2, 1]}'")
+    p.add_argument("--members", help="comma-separated members to keep (default: all)")
+    p.add_argument("-o", "--output", help="model directory to write (default: in place)")
+    p.set_defaults(func=cmd_recombine)
+
+    p = model_command("submit", "write a Kaggle submission shaped like the sample submission")
+    p.add_argument("--sample", required=True, help="the competition's sample_submission.csv")
+    p.add_argument("-o", "--output", default="submission.csv", help="CSV to write")
+    p.set_defaults(func=cmd_submit)
+
+    p = sub.add_parser("plugins", help="list registered plugins and combiners",
+                       description="List registered plugins and combiners with their package.")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_plugins)
+
+    p = sub.add_parser("demo", help="train the default ensemble on the bundled disaster tweets",
+                       description="Train the default ensemble on the tutorial's reference "
+                                   "split, compare with the tutorial, refit on all rows, save "
+                                   "it and write a Kaggle submission.")
+    p.add_argument("--config", help="config (default: examples/disaster_tweets.toml)")
+    p.add_argument("-o", "--output", help="model directory (default: models/<name>)")
+    p.add_argument("--submission", default="submission.csv", help="submission file to write")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status. Errors are one line on stderr, no traceback."""
+    from engine.errors import EnsembleError
+
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except KeyboardInterrupt:
+        err_console.print("interrupted; nothing was half-written")
+        return 130
+    except (EnsembleError, ValueError, TypeError, OSError, json.JSONDecodeError) as exc:
+        if os.environ.get("ENSEMBLE_DEBUG"):
+            raise
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        err_console.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,134 @@
+"""Ensemble configs in TOML: ``[data]``, ``[ensemble]``, ``[members.<name>]``."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.ensemble import Ensemble
+from engine.errors import ConfigError, did_you_mean
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+DATA_KEYS = {"train": None, "test": None, "sample_submission": None, "text": "text",
+             "label": "target", "id": "id", "fill_na": None, "validation_split": 0.1,
+             "split_seed": 42}
+ENSEMBLE_KEYS = {"combiner", "cv", "random_state", "n_jobs"}
+SECTIONS = {"name", "data", "ensemble", "members", "reference"}
+
+
+@dataclass
+class DataConfig:
+    """Where the data is and which columns mean what."""
+
+    train: Path | None = None
+    test: Path | None = None
+    sample_submission: Path | None = None
+    text: str | list[str] = "text"
+    label: str = "target"
+    id: str | None = "id"
+    fill_na: str | None = None
+    validation_split: float = 0.1
+    split_seed: int = 42
+
+
+@dataclass
+class Config:
+    """A parsed ensemble config; :meth:`build_ensemble` turns it into an unfitted Ensemble."""
+
+    name: str
+    data: DataConfig
+    members: dict[str, Any]
+    ensemble: dict[str, Any] = field(default_factory=dict)
+    reference: list[dict[str, Any]] = field(default_factory=list)
+
+    def build_ensemble(self) -> Ensemble:
+        ensemble = Ensemble(self.members, text=self.data.text, fill_na=self.data.fill_na,
+                            **self.ensemble)
+        ensemble._validate_params()  # unknown plugins and bad params fail before any data is read
+        return ensemble
+
+
+def _check_keys(table: dict[str, Any], allowed: set[str] | dict[str, Any], where: str) -> None:
+    for key in table:
+        if key not in allowed:
+            raise ConfigError(f"unknown key '{key}' in {where}{did_you_mean(key, allowed)}; "
+                              f"allowed: {', '.join(sorted(allowed))}")
+
+
+def _resolve(value: Any, base: Path, key: str) -> Path | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ConfigError(f"[data] {key} must be a path string, got {value!r}")
+    path = Path(value).expanduser()
+    # Paths work relative to the working directory (as in the README) or to the config file.
+    if path.is_absolute() or path.exists():
+        return path
+    return base / path
+
+
+def _lists_to_tuples(params: dict[str, Any]) -> dict[str, Any]:
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()}
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a TOML ensemble config.
+
+    Examples
+    --------
+    >>> config = load_config("examples/disaster_tweets.toml")  # doctest: +SKIP
+    >>> config.build_ensemble().fit(texts, labels)              # doctest: +SKIP
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path.name} is not valid TOML: {exc}") from exc
+    _check_keys(raw, SECTIONS, path.name)
+
+    data_raw = raw.get("data", {})
+    _check_keys(data_raw, DATA_KEYS, "[data]")
+    values = {**DATA_KEYS, **data_raw}
+    for key in ("train", "test", "sample_submission"):
+        values[key] = _resolve(values[key], path.parent, key)
+    if not isinstance(values["text"], (str, list)) or not values["text"]:
+        raise ConfigError("[data] text must be a column name or a list of column names")
+    data = DataConfig(**values)
+
+    ensemble = dict(raw.get("ensemble", {}))
+    _check_keys(ensemble, ENSEMBLE_KEYS, "[ensemble]")
+    combiner = ensemble.get("combiner")
+    if isinstance(combiner, dict):
+        if "name" not in combiner:
+            raise ConfigError("[ensemble.combiner] needs name = \"mean\" | \"vote\" | "
+                              "\"stacking\" | ...")
+        params = _lists_to_tuples({k: v for k, v in combiner.items() if k != "name"})
+        ensemble["combiner"] = (combiner["name"], params)
+
+    members_raw = raw.get("members")
+    if not isinstance(members_raw, dict) or not members_raw:
+        raise ConfigError(f"{path.name} has no members; add a [members.<name>] table with "
+                          f"plugin = \"tfidf-nb\"")
+    members = {}
+    for name, table in members_raw.items():
+        if not isinstance(table, dict) or "plugin" not in table:
+            raise ConfigError(f"[members.{name}] needs plugin = \"<registered plugin name>\"")
+        params = {k: v for k, v in table.items() if k != "plugin"}
+        members[name] = (table["plugin"], _lists_to_tuples(params))
+
+    reference = raw.get("reference", [])
+    if not isinstance(reference, list) or not all(isinstance(r, dict) and "name" in r
+                                                  for r in reference):
+        raise ConfigError("[[reference]] entries need a name and score values")
+    config = Config(name=str(raw.get("name", path.stem)), data=data, members=members,
+                    ensemble=ensemble, reference=reference)
+    config.build_ensemble()
+    return config

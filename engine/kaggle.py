@@ -1,0 +1,86 @@
+"""Kaggle submissions: the sample's columns, id order and dtypes, or a refusal that says why."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from engine.data import require_columns
+from engine.errors import DataError
+from engine.persistence import atomic_write
+
+
+def _examples(values: Any) -> str:
+    values = list(values)
+    return ", ".join(map(str, values[:3])) + (" ..." if len(values) > 3 else "")
+
+
+def build_submission(ids: pd.Series, labels: np.ndarray, sample: pd.DataFrame) -> pd.DataFrame:
+    """Predicted labels arranged like ``sample``: same columns, id order and dtypes.
+
+    Parameters
+    ----------
+    ids : Series
+        Ids of the predicted rows.
+    labels : ndarray
+        Predicted labels, one per id.
+    sample : DataFrame
+        Kaggle's sample submission: the id column first, then the target column.
+
+    Returns
+    -------
+    DataFrame
+    """
+    if sample.shape[1] != 2:
+        raise DataError(f"sample submission must have an id and a target column, it has "
+                        f"{list(sample.columns)}")
+    id_col, target_col = sample.columns
+    if ids.duplicated().any():
+        raise DataError(f"the test data repeats ids ({_examples(ids[ids.duplicated()])}); "
+                        f"each id must appear once")
+    predicted = pd.Series(labels, index=pd.Index(ids, name=id_col))
+    missing = sample[id_col][~sample[id_col].isin(predicted.index)]
+    extra = predicted.index[~predicted.index.isin(sample[id_col])]
+    if len(missing) or len(extra):
+        raise DataError(f"test ids do not match the sample submission: {len(missing)} sample ids "
+                        f"not predicted ({_examples(missing)}), {len(extra)} predicted ids not "
+                        f"in the sample ({_examples(extra)}); use the test file that goes with it")
+    target = predicted.loc[sample[id_col]].to_numpy()
+    try:
+        cast = pd.Series(target).astype(sample[target_col].dtype)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"predicted labels ({_examples(target)}) cannot take the sample's "
+                        f"{target_col} dtype {sample[target_col].dtype}") from exc
+    if not (cast.astype(object).to_numpy() == pd.Series(target).astype(object).to_numpy()).all():
+        raise DataError(f"predicted labels change value as {sample[target_col].dtype} "
+                        f"({_examples(target)}); the model's classes do not fit this competition")
+    return pd.DataFrame({id_col: sample[id_col].to_numpy(), target_col: cast.to_numpy()})
+
+
+def validate_submission(submission: pd.DataFrame, sample: pd.DataFrame) -> None:
+    """Raise a DataError unless ``submission`` matches ``sample`` in columns, ids and dtypes."""
+    if list(submission.columns) != list(sample.columns):
+        raise DataError(f"submission columns {list(submission.columns)} differ from the "
+                        f"sample's {list(sample.columns)}")
+    id_col = sample.columns[0]
+    if len(submission) != len(sample) or not submission[id_col].equals(sample[id_col]):
+        raise DataError("submission ids are not the sample's ids in the sample's order")
+    for column in sample.columns:
+        if submission[column].dtype != sample[column].dtype:
+            raise DataError(f"submission column {column} is {submission[column].dtype}, the "
+                            f"sample's is {sample[column].dtype}")
+
+
+def write_submission(ensemble: Any, test: pd.DataFrame, sample: pd.DataFrame,
+                     path: str | Path, id_column: str | None = None) -> pd.DataFrame:
+    """Predict ``test`` and write a validated Kaggle submission to ``path`` atomically."""
+    id_column = id_column or sample.columns[0]
+    require_columns(test, [id_column], "the test data")
+    submission = build_submission(test[id_column], ensemble.predict(test), sample)
+    validate_submission(submission, sample)
+    with atomic_write(path, newline="") as handle:
+        submission.to_csv(handle, index=False)
+    return submission

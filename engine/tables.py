@@ -1,0 +1,52 @@
+"""Printing score tables in the terminal (rich) and as Markdown."""
+
+from __future__ import annotations
+
+import math
+import sys
+
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+PERCENT = {"accuracy"}
+LABELS = {"accuracy": "accuracy %", "f1": "F1 weighted", "f1_positive": "F1 positive",
+          "f1_macro": "F1 macro", "log_loss": "log loss", "fit_s": "fit s",
+          "predict_ms_per_row": "ms/row"}
+
+
+def _cell(column: str, value: object) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, float):
+        return f"{100 * value:.2f}" if column in PERCENT else f"{value:.4f}" \
+            if column != "fit_s" else f"{value:.1f}"
+    return str(value)
+
+
+def format_rows(table: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
+    """Header and text cells of a score table (index = model name)."""
+    columns = [c for c in table.columns if c != "kind" and table[c].notna().any()]
+    header = ["model", *[LABELS.get(c, c) for c in columns]]
+    rows = [[str(name), *[_cell(c, row[c]) for c in columns]] for name, row in table.iterrows()]
+    return header, rows
+
+
+def print_table(table: pd.DataFrame, title: str = "", console: Console | None = None) -> None:
+    """Print a score table aligned in the terminal."""
+    header, rows = format_rows(table)
+    out = Table(title=title or None)
+    for i, name in enumerate(header):
+        out.add_column(name, justify="left" if i < 2 else "right")
+    for row in rows:
+        out.add_row(*row)
+    # Not a terminal (CI logs, files): do not squeeze the table into 80 columns.
+    (console or Console(width=None if sys.stdout.isatty() else 160)).print(out)
+
+
+def to_markdown(table: pd.DataFrame) -> str:
+    """A Markdown table of the same cells."""
+    header, rows = format_rows(table)
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
