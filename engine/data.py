@@ -110,7 +110,13 @@ def encode_labels(y: Any, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
     codes : ndarray of int64, shape (n_rows,)
     classes : ndarray, shape (K,)
     """
-    values = y.to_numpy() if isinstance(y, (pd.Series, pd.Index)) else np.asarray(y)
+    # Through pandas, not np.asarray: numpy would turn [0, "x"] into strings silently.
+    if isinstance(y, (pd.Series, pd.Index)):
+        values = y.to_numpy()
+    elif isinstance(y, np.ndarray):
+        values = y
+    else:
+        values = pd.Series(list(y), dtype=None if len(y) else object).to_numpy()
     if values.ndim != 1:
         raise DataError(f"y must be one label per row, got shape {values.shape}")
     if len(values) != n_rows:
@@ -137,7 +143,9 @@ def check_folds(codes: np.ndarray, classes: np.ndarray, cv: int) -> None:
     counts = np.bincount(codes, minlength=len(classes))
     smallest = int(np.argmin(counts))
     if counts[smallest] < cv:
-        raise DataError(f"class {classes[smallest]!r} has {counts[smallest]} rows, fewer than "
+        label = classes[smallest].item() if hasattr(classes[smallest], "item") else \
+            classes[smallest]
+        raise DataError(f"class {label!r} has {counts[smallest]} rows, fewer than "
                         f"cv={cv} folds; lower cv or add rows of that class")
 
 

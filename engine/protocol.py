@@ -19,6 +19,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from engine.errors import DataError
+from engine.sklearn_io import trusting
 from engine.state_io import load_state, save_state
 
 
@@ -53,6 +54,9 @@ class ModelPlugin(BaseEstimator):
         The registry name, e.g. ``"tfidf-nb"``.
     version : str or None
         The plugin's own version; the package version when None.
+    trusted_types : tuple of str
+        Fully-qualified types beyond skops' defaults that ``load`` accepts in
+        this plugin's own files (e.g. ``"sklearn.calibration._SigmoidCalibration"``).
 
     Examples
     --------
@@ -69,6 +73,9 @@ class ModelPlugin(BaseEstimator):
 
     name: ClassVar[str] = ""
     version: ClassVar[str | None] = None
+    # Types beyond skops' defaults that this plugin's own files may hold. Trust
+    # comes from the installed plugin code, never from the model directory.
+    trusted_types: ClassVar[tuple[str, ...]] = ()
 
     def fit(self, X: Sequence[str], y: np.ndarray) -> ModelPlugin:
         raise NotImplementedError(f"{type(self).__name__} must implement fit(X, y)")
@@ -87,7 +94,8 @@ class ModelPlugin(BaseEstimator):
     @classmethod
     def load(cls, directory: str | Path) -> ModelPlugin:
         """Inverse of :meth:`save`; the loaded plugin predicts identical probabilities."""
-        return load_state(cls, directory)
+        with trusting(cls.trusted_types):
+            return load_state(cls, directory)
 
     def predict(self, X: Sequence[str]) -> np.ndarray:
         """Class codes with the highest probability."""

@@ -66,9 +66,8 @@ class Registry:
     def register_class(self, cls: type, kind: str = "plugin") -> None:
         """Register one class directly (handy in notebooks and tests)."""
         hook = "register_plugins" if kind == "plugin" else "register_combiners"
-        module = types.SimpleNamespace(**{hook: hookspecs.hookimpl(specname=hook)(
-            lambda register: register(cls))})
-        module.__name__ = cls.__module__
+        module = types.ModuleType(cls.__module__)
+        setattr(module, hook, hookspecs.hookimpl(specname=hook)(lambda register: register(cls)))
         self.register(module, name=f"{kind}:{cls.__module__}.{cls.__qualname__}")
 
     def plugins(self) -> dict[str, Registration]:
@@ -100,14 +99,14 @@ class Registry:
     def _collect(self) -> dict[str, dict[str, Registration]]:
         if self._cache is not None:
             return self._cache
-        dists = {module: dist for module, dist in self.pm.list_plugin_distinfo()}
+        dists = {id(module): dist for module, dist in self.pm.list_plugin_distinfo()}
         found: dict[str, dict[str, Registration]] = {"plugin": {}, "combiner": {}}
         for kind, caller in (("plugin", self.pm.hook.register_plugins),
                              ("combiner", self.pm.hook.register_combiners)):
             # Called one implementation at a time so every class is credited
             # to the package whose entry point registered it.
             for impl in caller.get_hookimpls():
-                dist = dists.get(impl.plugin)
+                dist = dists.get(id(impl.plugin))
                 package = dist.project_name if dist else impl.plugin_name
                 version = dist.version if dist else "unknown"
                 impl.function(register=self._registrar(found[kind], kind, package, version))

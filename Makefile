@@ -1,0 +1,24 @@
+# Two commands set up a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: demo test lint install clean
+
+$(BIN)/ensemble: pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[dev]'
+	touch $@
+
+install: $(BIN)/ensemble
+
+demo: install  ## create the environment, train the default ensemble, write submission.csv
+	$(BIN)/ensemble demo
+
+test: install  ## create the environment, lint, run the test suite
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) models/disaster-tweets submission.csv

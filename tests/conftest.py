@@ -1,0 +1,35 @@
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from engine.testing import make_text_dataset
+
+ROOT = Path(__file__).resolve().parents[1]
+TWEETS = ROOT / "examples" / "data" / "disaster-tweets"
+
+
+@pytest.fixture(scope="session")
+def tweets() -> pd.DataFrame:
+    return pd.read_csv(TWEETS / "train.csv")
+
+
+@pytest.fixture(scope="session")
+def small_tweets(tweets) -> pd.DataFrame:
+    """600 real tweets: enough to learn something, fast to fit."""
+    return tweets.sample(600, random_state=0).reset_index(drop=True)
+
+
+@pytest.fixture
+def binary_texts():
+    return make_text_dataset(2, n_per_class=30, seed=1)
+
+
+@pytest.fixture
+def three_class_texts():
+    return make_text_dataset(3, n_per_class=30, seed=2)
+
+
+def codes_to(labels, codes):
+    return np.asarray(labels, dtype=object)[codes]
