@@ -67,11 +67,14 @@ def _origin(kind: str, obj: Any) -> dict[str, str]:
 
 
 def _encode_classes(classes: np.ndarray) -> dict[str, Any]:
-    return {"dtype": classes.dtype.kind, "values": [c.item() for c in classes]}
+    values = [c.item() if isinstance(c, np.generic) else c for c in classes]
+    if not all(isinstance(v, (str, int, float, bool)) for v in values):
+        raise ModelDirectoryError("class labels must be str, int, float or bool to be saved")
+    return {"dtype": classes.dtype.kind, "values": values}
 
 
 def _decode_classes(spec: dict[str, Any]) -> np.ndarray:
-    kind = {"b": bool, "i": np.int64, "u": np.uint64, "f": float}.get(spec["dtype"])
+    kind = {"b": bool, "i": np.int64, "u": np.uint64, "f": float, "O": object}.get(spec["dtype"])
     return np.array(spec["values"], dtype=kind) if kind else np.array(spec["values"])
 
 

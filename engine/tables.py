@@ -37,7 +37,7 @@ def print_table(table: pd.DataFrame, title: str = "", console: Console | None = 
     header, rows = format_rows(table)
     out = Table(title=title or None)
     for i, name in enumerate(header):
-        out.add_column(name, justify="left" if i < 2 else "right")
+        out.add_column(name, justify="left" if i == 0 else "right")
     for row in rows:
         out.add_row(*row)
     # Not a terminal (CI logs, files): do not squeeze the table into 80 columns.

@@ -1,0 +1,154 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from engine.cli import build_parser, main
+
+COMMANDS = ["fit", "predict", "evaluate", "recombine", "submit", "plugins", "demo"]
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory, small_tweets):
+    root = tmp_path_factory.mktemp("cli")
+    train = small_tweets.iloc[:500]
+    test = small_tweets.iloc[500:].drop(columns="target")
+    train.to_csv(root / "train.csv", index=False)
+    test.to_csv(root / "test.csv", index=False)
+    small_tweets.iloc[500:][["id"]].assign(target=0).to_csv(root / "sample.csv", index=False)
+    small_tweets.iloc[500:].to_csv(root / "labelled.csv", index=False)
+    (root / "config.toml").write_text(f"""
+name = "cli-test"
+[data]
+train = "{root / 'train.csv'}"
+text = "text"
+label = "target"
+id = "id"
+[ensemble]
+combiner = "stacking"
+cv = 3
+random_state = 1
+[members.nb]
+plugin = "tfidf-nb"
+[members.lr]
+plugin = "tfidf-lr"
+ngram_range = [1, 2]
+""")
+    assert main(["fit", str(root / "config.toml"), "-o", str(root / "model")]) == 0
+    return root
+
+
+def test_every_command_has_help(capsys):
+    parser = build_parser()
+    for command in COMMANDS:
+        with pytest.raises(SystemExit) as exit_:
+            parser.parse_args([command, "--help"])
+        assert exit_.value.code == 0
+        assert "usage: ensemble " + command in capsys.readouterr().out
+
+
+def test_fit_writes_a_model(workspace):
+    manifest = json.loads((workspace / "model" / "manifest.json").read_text())
+    assert [m["name"] for m in manifest["members"]] == ["nb", "lr"]
+    assert manifest["data"]["label"] == "target"
+
+
+def test_predict_writes_ids_labels_and_probabilities(workspace):
+    out = workspace / "pred.csv"
+    assert main(["predict", str(workspace / "model"), str(workspace / "test.csv"),
+                 "-o", str(out)]) == 0
+    pred = pd.read_csv(out)
+    test = pd.read_csv(workspace / "test.csv")
+    assert list(pred.columns) == ["id", "label", "proba_0", "proba_1"]
+    assert pred["id"].tolist() == test["id"].tolist()
+    assert ((pred.proba_0 + pred.proba_1 - 1).abs() < 1e-9).all()
+    assert set(pred["label"]) <= {0, 1}
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json", "markdown", "table"])
+def test_evaluate_scores_members_and_combiners(workspace, capsys, fmt):
+    assert main(["evaluate", str(workspace / "model"), str(workspace / "labelled.csv"),
+                 "--format", fmt]) == 0
+    out = capsys.readouterr().out
+    for name in ["nb", "lr", "ensemble (stacking)", "mean", "vote"]:
+        assert name in out
+    if fmt == "csv":
+        table = pd.read_csv(pd.io.common.StringIO(out), index_col=0)
+        assert {"accuracy", "precision", "recall", "f1", "f1_positive"} <= set(table.columns)
+        assert table["accuracy"].between(0.5, 1).all()
+
+
+def test_recombine_to_a_new_directory(workspace):
+    out = workspace / "mean-model"
+    assert main(["recombine", str(workspace / "model"), "--combiner", "mean",
+                 "--params", '{"weights": {"nb": 1, "lr": 3}}', "-o", str(out)]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["combiner"]["name"] == "mean"
+    assert manifest["combiner"]["config"]["weights"] == {"nb": 1, "lr": 3}
+
+
+def test_submit_matches_the_sample(workspace):
+    out = workspace / "submission.csv"
+    assert main(["submit", str(workspace / "model"), str(workspace / "test.csv"),
+                 "--sample", str(workspace / "sample.csv"), "-o", str(out)]) == 0
+    sub, sample = pd.read_csv(out), pd.read_csv(workspace / "sample.csv")
+    assert list(sub.columns) == ["id", "target"]
+    assert sub["id"].tolist() == sample["id"].tolist()
+    assert sub["target"].dtype == sample["target"].dtype
+
+
+def test_submit_refuses_mismatched_ids_and_writes_nothing(workspace, capsys):
+    sample = pd.read_csv(workspace / "sample.csv")
+    sample.loc[0, "id"] = -1
+    sample.to_csv(workspace / "bad_sample.csv", index=False)
+    out = workspace / "never.csv"
+    assert main(["submit", str(workspace / "model"), str(workspace / "test.csv"),
+                 "--sample", str(workspace / "bad_sample.csv"), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "do not match the sample submission" in err and "-1" in err
+    assert not out.exists()
+    assert not list(workspace.glob(".never.csv*"))
+
+
+def test_plugins_lists_builtins_with_packages(capsys):
+    assert main(["plugins", "--json"]) == 0
+    entries = {e["name"]: e for e in json.loads(capsys.readouterr().out)}
+    assert entries["tfidf-nb"]["package"] == "ensemble-engine"
+    assert entries["stacking"]["kind"] == "combiner"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["predict", "{root}/nope", "{root}/test.csv", "-o", "{root}/x.csv"], "no model directory"),
+    (["predict", "{root}/model", "{root}/missing.csv", "-o", "{root}/x.csv"], "not found"),
+    (["predict", "{root}/model", "{root}/test.csv", "-o", "{root}/x.csv", "--text", "txt"],
+     "column 'txt' not found in data (did you mean 'text'?)"),
+    (["fit", "{root}/missing.toml"], "config file not found"),
+    (["recombine", "{root}/model", "--combiner", "avg"], "unknown combiner 'avg'"),
+    (["evaluate", "{root}/model", "{root}/test.csv"], "column 'target' not found"),
+])
+def test_errors_are_one_line_and_exit_2(workspace, capsys, argv, message):
+    argv = [a.format(root=workspace) for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and message in err
+    assert "\n" not in err and "Traceback" not in err
+    assert not (workspace / "x.csv").exists()
+
+
+def test_bad_config_key_is_named(tmp_path, capsys):
+    (tmp_path / "c.toml").write_text('[data]\ntrain="t.csv"\nlabell="y"\n'
+                                     '[members.nb]\nplugin="tfidf-nb"\n')
+    assert main(["fit", str(tmp_path / "c.toml")]) == 2
+    assert "unknown key 'labell' in [data] (did you mean 'label'?)" in capsys.readouterr().err
+
+
+def test_console_script_exits_nonzero_without_traceback(tmp_path):
+    ensemble = Path(sys.executable).with_name("ensemble")
+    result = subprocess.run([str(ensemble), "predict", str(tmp_path / "none"), "x.csv", "-o",
+                             str(tmp_path / "o.csv")], capture_output=True, text=True,
+                            stdin=subprocess.DEVNULL)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
