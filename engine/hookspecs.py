@@ -20,3 +20,8 @@ def register_plugins(register: Callable[[type], None]) -> None:
 @hookspec
 def register_combiners(register: Callable[[type], None]) -> None:
     """Register combiner classes: call ``register(MyCombiner)`` for each."""
+
+
+@hookspec
+def register_encoders(register: Callable[[type], None]) -> None:
+    """Register text-encoder backends (``engine.encoder.Encoder`` subclasses)."""

@@ -18,6 +18,8 @@ from engine import hookspecs
 from engine.errors import PluginNotFoundError, did_you_mean
 
 ENTRY_POINT_GROUP = "ensemble_engine"
+HOOKS = {"plugin": "register_plugins", "combiner": "register_combiners",
+         "encoder": "register_encoders"}
 
 
 @dataclass(frozen=True)
@@ -26,7 +28,7 @@ class Registration:
 
     name: str
     cls: type
-    kind: str  # "plugin" or "combiner"
+    kind: str  # "plugin", "combiner" or "encoder"
     package: str
     version: str
 
@@ -65,7 +67,7 @@ class Registry:
 
     def register_class(self, cls: type, kind: str = "plugin") -> None:
         """Register one class directly (handy in notebooks and tests)."""
-        hook = "register_plugins" if kind == "plugin" else "register_combiners"
+        hook = HOOKS[kind]
         module = types.ModuleType(cls.__module__)
         setattr(module, hook, hookspecs.hookimpl(specname=hook)(lambda register: register(cls)))
         self.register(module, name=f"{kind}:{cls.__module__}.{cls.__qualname__}")
@@ -77,6 +79,14 @@ class Registry:
     def combiners(self) -> dict[str, Registration]:
         """All combiners by name."""
         return self._collect()["combiner"]
+
+    def encoders(self) -> dict[str, Registration]:
+        """All text-encoder backends by name."""
+        return self._collect()["encoder"]
+
+    def get_encoder(self, name: str) -> type:
+        """The encoder class registered as ``name``; a clear error otherwise."""
+        return self._get("encoder", name)
 
     def get_plugin(self, name: str) -> type:
         """The plugin class registered as ``name``; a clear error otherwise."""
@@ -100,9 +110,9 @@ class Registry:
         if self._cache is not None:
             return self._cache
         dists = {id(module): dist for module, dist in self.pm.list_plugin_distinfo()}
-        found: dict[str, dict[str, Registration]] = {"plugin": {}, "combiner": {}}
-        for kind, caller in (("plugin", self.pm.hook.register_plugins),
-                             ("combiner", self.pm.hook.register_combiners)):
+        found: dict[str, dict[str, Registration]] = {kind: {} for kind in HOOKS}
+        for kind, hook in HOOKS.items():
+            caller = getattr(self.pm.hook, hook)
             # Called one implementation at a time so every class is credited
             # to the package whose entry point registered it.
             for impl in caller.get_hookimpls():

@@ -54,11 +54,12 @@ def fitted_attributes(obj: Any) -> dict[str, Any]:
     return {k: v for k, v in vars(obj).items() if k.endswith("_") and not k.startswith("_")}
 
 
-def save_state(obj: Any, directory: str | Path) -> None:
-    """Write ``obj``'s params and fitted attributes into ``directory``."""
+def save_state(obj: Any, directory: str | Path, exclude: tuple[str, ...] = ()) -> None:
+    """Write ``obj``'s params and fitted attributes (but ``exclude``) into ``directory``."""
     directory = Path(directory)
+    fitted = {k: v for k, v in fitted_attributes(obj).items() if k not in exclude}
     for group, values, json_name in (("params", obj.get_params(deep=False), PARAMS_JSON),
-                                     ("fitted", fitted_attributes(obj), STATE_JSON)):
+                                     ("fitted", fitted, STATE_JSON)):
         plain: dict[str, Any] = {}
         arrays: dict[str, np.ndarray] = {}
         for key, value in values.items():

@@ -1,0 +1,63 @@
+"""The text-encoder interface: batches of strings in, fixed-size float vectors out.
+
+Encoders (a Universal Sentence Encoder backend, a TF Hub module, ...) are
+registered through the ``register_encoders`` hook, like model plugins, so a
+package can add one; members that use encoders share the feature cache.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+
+from engine.errors import EnsembleError
+
+
+class EncoderError(EnsembleError):
+    """An encoder cannot be loaded or returned unusable output."""
+
+
+class Encoder:
+    """Base class: ``encode(texts) -> float32 array (n, dim)``.
+
+    Subclasses set ``name``, take their configuration as constructor keyword
+    arguments, and implement :meth:`_encode` and :attr:`identity`.
+
+    Parameters
+    ----------
+    batch_size : int, default=256
+        Texts per call to the underlying model.
+    """
+
+    name: ClassVar[str] = ""
+    dim: int = 512
+
+    def __init__(self, batch_size: int = 256) -> None:
+        self.batch_size = batch_size
+
+    @property
+    def identity(self) -> str:
+        """What makes two encoders give the same vectors (backend, model, version).
+
+        The feature cache keys embeddings by it, and saved members record it.
+        """
+        raise NotImplementedError
+
+    def check_available(self) -> None:
+        """Raise EncoderError saying what to install or where to put the model."""
+
+    def _encode(self, texts: list[str]) -> Any:
+        raise NotImplementedError
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Embeddings of ``texts``, float32, shape (len(texts), dim)."""
+        texts = list(texts)
+        parts = [np.asarray(self._encode(texts[i:i + self.batch_size]), dtype=np.float32)
+                 for i in range(0, len(texts), self.batch_size)]
+        out = np.concatenate(parts) if parts else np.zeros((0, self.dim), np.float32)
+        if out.shape != (len(texts), self.dim):
+            raise EncoderError(f"encoder {self.identity} returned shape {out.shape} for "
+                               f"{len(texts)} texts; expected ({len(texts)}, {self.dim})")
+        return out

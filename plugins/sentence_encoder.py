@@ -1,0 +1,174 @@
+"""``use``: Universal Sentence Encoder embeddings (or any registered encoder) -> a classifier head."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+
+from engine import ModelPlugin, hookimpl
+from engine.encoder import Encoder
+from engine.errors import ConfigError
+from engine.features import FeatureCache
+from engine.registry import get_registry
+from engine.state_io import load_state, save_state
+from plugins._tensorflow import import_tensorflow
+
+HEADS = ("logistic", "dense")
+KERAS_HEAD = "head.keras"
+
+
+class SentenceEncoderClassifier(ModelPlugin):
+    """Frozen sentence embeddings (512-d USE by default) with a trainable head.
+
+    The tutorial's model 6 is ``head="dense"`` (Dense(64, relu) -> output, Keras 3);
+    ``head="logistic"`` is scikit-learn's LogisticRegression, faster and as
+    accurate on the disaster tweets. Embeddings go through the shared feature
+    cache, so K-fold fits and refits encode every text once.
+
+    Parameters
+    ----------
+    backend : str, default="bundled"
+        A registered encoder: ``"bundled"`` (offline USE multilingual v3) or
+        ``"tfhub"`` (a TF Hub module; set ``handle``).
+    handle : str or None, default=None
+        TF Hub URL or local SavedModel directory, for ``backend="tfhub"``.
+    head : {"logistic", "dense"}, default="logistic"
+    C : float, default=1.0
+        Inverse regularisation of the logistic head.
+    hidden_units : int, default=64
+        Width of the dense head's hidden layer.
+    epochs : int, default=5
+    batch_size : int, default=32
+    learning_rate : float, default=0.001
+        Adam's learning rate for the dense head.
+    cache : bool, default=True
+        Use the on-disk feature cache (``ENSEMBLE_CACHE_DIR``).
+    random_state : int or None, default=None
+
+    Attributes
+    ----------
+    head_ : estimator or keras.Model
+    encoder_identity_ : str
+        Backend, model and version of the encoder the head was trained on.
+
+    Examples
+    --------
+    >>> member = SentenceEncoderClassifier(head="logistic")  # doctest: +SKIP
+    >>> member.fit(texts, codes).predict_proba(["forest fire"]).shape  # doctest: +SKIP
+    (1, 2)
+    """
+
+    name = "use"
+
+    def __init__(self, backend: str = "bundled", handle: str | None = None,
+                 head: str = "logistic", C: float = 1.0, hidden_units: int = 64,
+                 epochs: int = 5, batch_size: int = 32, learning_rate: float = 1e-3,
+                 cache: bool = True, random_state: int | None = None) -> None:
+        self.backend = backend
+        self.handle = handle
+        self.head = head
+        self.C = C
+        self.hidden_units = hidden_units
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.cache = cache
+        self.random_state = random_state
+
+    def encoder(self) -> Encoder:
+        """The configured encoder backend."""
+        cls = get_registry().get_encoder(self.backend)
+        return cls(handle=self.handle) if self.handle is not None else cls()
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        encoder = self.encoder()
+        return FeatureCache().encode(encoder, texts) if self.cache else encoder.encode(texts)
+
+    def _check_params(self) -> None:
+        if self.head not in HEADS:
+            raise ConfigError(f"head must be one of {HEADS}, got {self.head!r}")
+        for key in ("hidden_units", "epochs", "batch_size"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ConfigError(f"{key} must be a positive integer, got {value!r}")
+
+    def fit(self, X: Sequence[str], y: np.ndarray) -> SentenceEncoderClassifier:
+        self._check_params()
+        texts, codes = self._validate_fit(X, y)
+        encoder = self.encoder()
+        encoder.check_available()
+        features = self._embed(texts)
+        if self.head == "logistic":
+            self.head_ = LogisticRegression(C=self.C, max_iter=2000,
+                                            random_state=self.random_state).fit(features, codes)
+        else:
+            self.head_ = _fit_dense_head(features, codes, self.n_classes_, self)
+        self.encoder_identity_ = encoder.identity
+        return self
+
+    def predict_proba(self, X: Sequence[str]) -> np.ndarray:
+        texts = self._validate_predict(X)
+        if not texts:
+            return np.zeros((0, self.n_classes_))
+        features = self._embed(texts)
+        if self.head == "logistic":
+            proba = np.zeros((len(texts), self.n_classes_))
+            proba[:, self.head_.classes_] = self.head_.predict_proba(features)
+            return proba
+        out = np.asarray(self.head_.predict(features, verbose=0), dtype=np.float64)
+        return np.hstack([1 - out, out]) if self.n_classes_ == 2 else out / out.sum(1, keepdims=True)
+
+    def save(self, directory: str | Path) -> None:
+        if self.head == "dense":
+            save_state(self, directory, exclude=("head_",))
+            self.head_.save(Path(directory) / KERAS_HEAD)
+        else:
+            save_state(self, directory)
+
+    @classmethod
+    def load(cls, directory: str | Path) -> SentenceEncoderClassifier:
+        self = load_state(cls, directory)
+        if self.head == "dense":
+            import_tensorflow()
+            import keras
+
+            self.head_ = keras.saving.load_model(Path(directory) / KERAS_HEAD, safe_mode=True)
+        encoder = self.encoder()
+        encoder.check_available()  # says what to install or where to put the model
+        if encoder.identity != self.encoder_identity_:
+            warnings.warn(f"this member was trained on encoder {self.encoder_identity_}, "
+                          f"{encoder.identity} is installed; predictions may differ",
+                          stacklevel=2)
+        return self
+
+
+def _fit_dense_head(features: np.ndarray, codes: np.ndarray, n_classes: int,
+                    params: SentenceEncoderClassifier) -> Any:
+    tf = import_tensorflow()
+    import keras
+
+    if params.random_state is not None:
+        keras.utils.set_random_seed(params.random_state)
+        tf.config.experimental.enable_op_determinism()
+    binary = n_classes == 2
+    model = keras.Sequential([
+        keras.Input((features.shape[1],)),
+        keras.layers.Dense(params.hidden_units, activation="relu"),
+        keras.layers.Dense(1 if binary else n_classes, activation="sigmoid" if binary else
+                           "softmax"),
+    ])
+    model.compile(optimizer=keras.optimizers.Adam(params.learning_rate),
+                  loss="binary_crossentropy" if binary else "sparse_categorical_crossentropy")
+    model.fit(features, codes.astype("float32" if binary else "int64"), epochs=params.epochs,
+              batch_size=params.batch_size, verbose=0, shuffle=True)
+    return model
+
+
+@hookimpl
+def register_plugins(register):
+    register(SentenceEncoderClassifier)
