@@ -1,4 +1,4 @@
-"""``use``: Universal Sentence Encoder embeddings (or any registered encoder) -> a classifier head."""
+"""``use``: Universal Sentence Encoder embeddings (or another encoder) -> a classifier head."""
 
 from __future__ import annotations
 
@@ -121,7 +121,9 @@ class SentenceEncoderClassifier(ModelPlugin):
             proba[:, self.head_.classes_] = self.head_.predict_proba(features)
             return proba
         out = np.asarray(self.head_.predict(features, verbose=0), dtype=np.float64)
-        return np.hstack([1 - out, out]) if self.n_classes_ == 2 else out / out.sum(1, keepdims=True)
+        if self.n_classes_ == 2:
+            return np.hstack([1 - out, out])
+        return out / out.sum(axis=1, keepdims=True)
 
     def save(self, directory: str | Path) -> None:
         if self.head == "dense":

