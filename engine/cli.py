@@ -120,18 +120,31 @@ def cmd_plugins(args: argparse.Namespace) -> None:
     from engine.registry import get_registry
 
     registry = get_registry()
-    entries = [*registry.plugins().values(), *registry.combiners().values()]
+    entries = [*registry.plugins().values(), *registry.combiners().values(),
+               *registry.encoders().values()]
     if args.json:
         print(json.dumps([{"name": e.name, "kind": e.kind, "package": e.package,
                            "version": e.version, "description": e.description}
                           for e in entries], indent=2))
         return
-    table = Table(title="registered plugins and combiners")
+    table = Table(title="registered plugins, combiners and encoders")
     for column in ("name", "kind", "package", "version", "description"):
         table.add_column(column)
     for e in entries:
         table.add_row(e.name, e.kind, e.package, e.version, e.description)
     console.print(table)
+
+
+def cmd_cache(args: argparse.Namespace) -> None:
+    from engine.features import FeatureCache
+
+    cache = FeatureCache()
+    if args.action == "clear":
+        console.print(f"removed {cache.clear()} cached embeddings from {cache.directory}")
+        return
+    info = cache.info()
+    console.print(f"{info['directory']}: {info['entries']} embeddings, "
+                  f"{info['bytes'] / 1e6:.1f} MB (set ENSEMBLE_CACHE_DIR to move it)")
 
 
 def _default_demo_config() -> Path:
@@ -210,10 +223,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", default="submission.csv", help="CSV to write")
     p.set_defaults(func=cmd_submit)
 
-    p = sub.add_parser("plugins", help="list registered plugins and combiners",
-                       description="List registered plugins and combiners with their package.")
+    p = sub.add_parser("plugins", help="list registered plugins, combiners and encoders",
+                       description="List registered plugins, combiners and encoders with "
+                                   "the package each came from.")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_plugins)
+
+    p = sub.add_parser("cache", help="show or clear the shared embedding cache",
+                       description="Show or clear the on-disk cache of text embeddings "
+                                   "($ENSEMBLE_CACHE_DIR or ~/.cache/ensemble-engine/features).")
+    p.add_argument("action", choices=["info", "clear"])
+    p.set_defaults(func=cmd_cache)
 
     p = sub.add_parser("demo", help="train the default ensemble on the bundled disaster tweets",
                        description="Train the default ensemble on the tutorial's reference "

@@ -23,6 +23,11 @@ import numpy as np
 from engine.encoder import Encoder
 
 DIGEST = 16  # bytes of blake2b checksum at the end of each entry
+MEMORY_ENTRIES = 200_000  # about 400 MB of 512-d vectors kept in memory per process
+
+# Entries already read or written by this process, by cache folder then text key:
+# fold after fold reads the same rows, and a disk read costs more than the lookup.
+_memory: dict[Path, dict[str, np.ndarray]] = {}
 
 
 def default_cache_dir() -> Path:
@@ -86,8 +91,13 @@ class FeatureCache:
         keys = [_key(t) for t in texts]
         out = np.zeros((len(texts), encoder.dim), dtype=np.float32)
         missing: dict[str, list[int]] = {}
+        memory = _memory.setdefault(folder, {})
         for i, key in enumerate(keys):
-            vector = self._read(folder / key[:2] / key, encoder.dim)
+            vector = memory.get(key)
+            if vector is None:
+                vector = self._read(folder / key[:2] / key, encoder.dim)
+                if vector is not None:
+                    self._remember(memory, key, vector)
             if vector is None:
                 missing.setdefault(key, []).append(i)
             else:
@@ -100,8 +110,20 @@ class FeatureCache:
             for (key, where), vector in zip(missing.items(), vectors, strict=True):
                 out[where] = vector
                 if write:
+                    self._remember(memory, key, vector)
                     self._store(folder / key[:2] / key, vector)
         return out
+
+    @staticmethod
+    def _remember(memory: dict[str, np.ndarray], key: str, vector: np.ndarray) -> None:
+        if len(memory) >= MEMORY_ENTRIES:
+            memory.clear()
+        memory[key] = vector
+
+    @staticmethod
+    def forget() -> None:
+        """Drop this process's in-memory copies (the disk cache stays)."""
+        _memory.clear()
 
     def _store(self, path: Path, vector: np.ndarray) -> None:
         try:
@@ -124,6 +146,7 @@ class FeatureCache:
     def clear(self) -> int:
         """Delete every entry; returns how many there were."""
         count = int(self.info()["entries"])
+        _memory.clear()
         if self.directory.is_dir():
             shutil.rmtree(self.directory)
         return count

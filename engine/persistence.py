@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from engine import __version__, registry
-from engine.errors import ModelDirectoryError, PluginNotFoundError
+from engine.errors import EnsembleError, ModelDirectoryError, PluginNotFoundError
 from engine.sklearn_io import trusting
 from engine.state_io import _to_json
 
@@ -276,7 +276,7 @@ def load_ensemble(path: str | Path, trusted: Iterable[str] = ()) -> Any:
         ensemble.classes_ = _decode_classes(manifest["classes"])
         ensemble.oof_, ensemble.y_codes_, ensemble.oof_features_ = oof, codes, features
         ensemble.training_, ensemble.scores_ = manifest["training"], manifest["scores"]
-    except ModelDirectoryError:
+    except EnsembleError:  # already says what is wrong and what to do
         raise
     except (KeyError, TypeError, ValueError, OSError) as exc:
         raise ModelDirectoryError(f"{path} is not a valid model directory "

@@ -48,12 +48,12 @@ class TFHubEncoder(Encoder):
         honoured by ``tensorflow_hub`` for downloads.
     dim : int, default=512
         The embedding size the module must return.
-    batch_size : int, default=256
+    batch_size : int, default=128
     """
 
     name = "tfhub"
 
-    def __init__(self, handle: str = USE_V4, dim: int = 512, batch_size: int = 256) -> None:
+    def __init__(self, handle: str = USE_V4, dim: int = 512, batch_size: int = 128) -> None:
         super().__init__(batch_size)
         if not isinstance(handle, str) or not handle.strip():
             raise EncoderError("handle must be a TF Hub URL or a local SavedModel directory")

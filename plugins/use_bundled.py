@@ -28,13 +28,13 @@ class BundledUSE(Encoder):
     threads : int or None, default=None
         BLAS threads; the machine's core count when None. (The package's own
         default of 4 oversubscribes a 2-core machine and runs about 20x slower.)
-    batch_size : int, default=256
+    batch_size : int, default=128
     """
 
     name = "bundled"
     dim = 512
 
-    def __init__(self, threads: int | None = None, batch_size: int = 256) -> None:
+    def __init__(self, threads: int | None = None, batch_size: int = 128) -> None:
         super().__init__(batch_size)
         self.threads = threads
 

