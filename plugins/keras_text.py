@@ -210,7 +210,9 @@ class KerasText(ModelPlugin):
             return layers.GRU(self.units)(x)
         if arch == "bilstm":
             return layers.Bidirectional(layers.LSTM(self.units))(x)
-        x = layers.Conv1D(self.filters, self.kernel_size, activation="relu", padding="same")(x)
+        # "valid" as in the tutorial; "same" only when texts are shorter than the kernel.
+        padding = "valid" if self.sequence_length >= self.kernel_size else "same"
+        x = layers.Conv1D(self.filters, self.kernel_size, activation="relu", padding=padding)(x)
         return layers.GlobalMaxPooling1D()(x)
 
     def _class_weight(self, codes: np.ndarray) -> dict[int, float] | None:

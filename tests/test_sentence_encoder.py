@@ -154,3 +154,28 @@ def test_cache_cli_info_and_clear(tmp_path, monkeypatch, capsys):
     assert main(["cache", "clear"]) == 0
     assert FeatureCache().info()["entries"] == 0
     assert os.environ["ENSEMBLE_CACHE_DIR"] == str(tmp_path)
+
+
+def test_two_processes_sharing_the_cache_get_the_same_embeddings(tmp_path, small_tweets):
+    texts_file = tmp_path / "texts.txt"
+    texts = [t.replace("\n", " ") for t in small_tweets["text"].head(150)]
+    texts_file.write_text("\n".join(texts))
+    script = ("import sys, numpy as np\n"
+              "from engine.features import FeatureCache\n"
+              "from plugins.use_bundled import BundledUSE\n"
+              "texts = open(sys.argv[1]).read().split('\\n')\n"
+              "np.save(sys.argv[2], FeatureCache().encode(BundledUSE(threads=1), texts))\n")
+    env = {**os.environ, "ENSEMBLE_CACHE_DIR": str(tmp_path / "shared")}
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(texts_file),
+                               str(tmp_path / f"out{i}.npy")], env=env) for i in range(2)]
+    assert [p.wait(timeout=300) for p in procs] == [0, 0]
+    a, b = np.load(tmp_path / "out0.npy"), np.load(tmp_path / "out1.npy")
+    alone = _encode_alone(texts)
+    assert np.array_equal(a, b) and np.allclose(a, alone, atol=1e-6)
+    assert not list((tmp_path / "shared").rglob(".*"))  # no temporary files left behind
+
+
+def _encode_alone(texts):
+    from plugins.use_bundled import BundledUSE
+
+    return BundledUSE(threads=1).encode(texts)
