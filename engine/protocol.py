@@ -136,3 +136,15 @@ def as_text_list(X: Any) -> list[str]:
         raise DataError(f"{len(bad)} texts are not strings (rows {shown}); "
                         f"fill missing texts first, e.g. fill_na=''")
     return texts
+
+
+def proba_by_code(estimator: Any, features: Any, n_classes: int) -> np.ndarray:
+    """``estimator.predict_proba(features)`` with column k for class code k.
+
+    A scikit-learn estimator has columns only for the classes it saw; a class
+    missing from its training rows gets a column of zeros here.
+    """
+    proba = np.zeros((len(features), n_classes))
+    if len(features):
+        proba[:, estimator.classes_] = estimator.predict_proba(features)
+    return proba

@@ -14,6 +14,7 @@ from engine import ModelPlugin, hookimpl
 from engine.encoder import Encoder
 from engine.errors import ConfigError
 from engine.features import FeatureCache
+from engine.protocol import proba_by_code
 from engine.registry import get_registry
 from engine.state_io import load_state, save_state
 from plugins._tensorflow import import_tensorflow
@@ -117,9 +118,7 @@ class SentenceEncoderClassifier(ModelPlugin):
             return np.zeros((0, self.n_classes_))
         features = self._embed(texts)
         if self.head == "logistic":
-            proba = np.zeros((len(texts), self.n_classes_))
-            proba[:, self.head_.classes_] = self.head_.predict_proba(features)
-            return proba
+            return proba_by_code(self.head_, features, self.n_classes_)
         out = np.asarray(self.head_.predict(features, verbose=0), dtype=np.float64)
         if self.n_classes_ == 2:
             return np.hstack([1 - out, out])

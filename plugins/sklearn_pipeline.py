@@ -11,6 +11,7 @@ from sklearn.base import clone, is_classifier
 from engine import ModelPlugin, hookimpl
 from engine.errors import ConfigError
 from engine.importing import build_estimator
+from engine.protocol import proba_by_code
 
 
 class SklearnPipeline(ModelPlugin):
@@ -68,12 +69,7 @@ class SklearnPipeline(ModelPlugin):
         return self
 
     def predict_proba(self, X: Sequence[str]) -> np.ndarray:
-        texts = self._validate_predict(X)
-        proba = np.zeros((len(texts), self.n_classes_))
-        if texts:
-            # Columns follow the estimator's classes_, which may skip a code.
-            proba[:, self.pipeline_.classes_] = self.pipeline_.predict_proba(texts)
-        return proba
+        return proba_by_code(self.pipeline_, self._validate_predict(X), self.n_classes_)
 
 
 @hookimpl

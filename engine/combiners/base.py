@@ -85,6 +85,27 @@ class Combiner(BaseEstimator):
         return P
 
 
+class WeightedCombiner(Combiner):
+    """A combiner with one fixed weight per member (mean, vote).
+
+    Parameters
+    ----------
+    weights : dict of str to float, list of float, or None, default=None
+        Per-member weights, by name or in member order; equal when None.
+
+    Attributes
+    ----------
+    weights_ : ndarray of shape (n_members,)
+        Normalised weights in member order.
+    """
+
+    def __init__(self, weights: Mapping[str, float] | Sequence[float] | None = None) -> None:
+        self.weights = weights
+
+    def _fit(self, P: np.ndarray, y: np.ndarray, features: np.ndarray | None) -> None:
+        self.weights_ = member_weights(self.weights, self.members_)
+
+
 def member_weights(weights: Mapping[str, float] | Sequence[float] | None,
                    members: Sequence[str]) -> np.ndarray:
     """Normalised weights in member order from a dict by name, a list, or None (equal)."""

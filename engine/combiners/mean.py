@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-
 import numpy as np
 
-from engine.combiners.base import Combiner, member_weights
+from engine.combiners.base import WeightedCombiner
 
 
-class MeanCombiner(Combiner):
+class MeanCombiner(WeightedCombiner):
     """Average every member's full probability matrix, column by column.
 
     Each column is one class, so the average is always of like with like
@@ -34,12 +32,6 @@ class MeanCombiner(Combiner):
     """
 
     name = "mean"
-
-    def __init__(self, weights: Mapping[str, float] | Sequence[float] | None = None) -> None:
-        self.weights = weights
-
-    def _fit(self, P: np.ndarray, y: np.ndarray, features: np.ndarray | None) -> None:
-        self.weights_ = member_weights(self.weights, self.members_)
 
     def predict_proba(self, P: np.ndarray, features: np.ndarray | None = None) -> np.ndarray:
         P = self._check(P)

@@ -13,6 +13,7 @@ from sklearn.model_selection import cross_val_predict
 from engine.combiners.base import Combiner
 from engine.errors import ConfigError
 from engine.importing import build_estimator
+from engine.protocol import proba_by_code
 
 
 class StackingCombiner(Combiner):
@@ -84,10 +85,7 @@ class StackingCombiner(Combiner):
 
     def predict_proba(self, P: np.ndarray, features: np.ndarray | None = None) -> np.ndarray:
         P = self._check(P)
-        proba = np.zeros((P.shape[1], self.n_classes_))
-        proba[:, self.final_estimator_.classes_] = self.final_estimator_.predict_proba(
-            self._features(P, features))
-        return proba
+        return proba_by_code(self.final_estimator_, self._features(P, features), self.n_classes_)
 
     def oof_predict_proba(self, P: np.ndarray, y: np.ndarray, cv: Any,
                           features: np.ndarray | None = None) -> np.ndarray:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-
 import numpy as np
 
-from engine.combiners.base import Combiner, member_weights
+from engine.combiners.base import WeightedCombiner
 
 
-class VoteCombiner(Combiner):
+class VoteCombiner(WeightedCombiner):
     """Majority (or weighted) vote of each member's most probable class.
 
     Ties are broken deterministically: among the tied classes, the one with
@@ -33,12 +31,6 @@ class VoteCombiner(Combiner):
     """
 
     name = "vote"
-
-    def __init__(self, weights: Mapping[str, float] | Sequence[float] | None = None) -> None:
-        self.weights = weights
-
-    def _fit(self, P: np.ndarray, y: np.ndarray, features: np.ndarray | None) -> None:
-        self.weights_ = member_weights(self.weights, self.members_)
 
     def predict_proba(self, P: np.ndarray, features: np.ndarray | None = None) -> np.ndarray:
         """Share of the (weighted) votes each class received."""

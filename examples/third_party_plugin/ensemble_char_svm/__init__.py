@@ -9,6 +9,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.svm import LinearSVC
 
 from engine import ModelPlugin, hookimpl
+from engine.protocol import proba_by_code
 
 __version__ = "0.1.0"
 
@@ -50,11 +51,7 @@ class CharSVM(ModelPlugin):
         return self
 
     def predict_proba(self, X):
-        texts = self._validate_predict(X)
-        proba = np.zeros((len(texts), self.n_classes_))
-        if texts:
-            proba[:, self.pipeline_.classes_] = self.pipeline_.predict_proba(texts)
-        return proba
+        return proba_by_code(self.pipeline_, self._validate_predict(X), self.n_classes_)
 
 
 @hookimpl
