@@ -32,6 +32,12 @@ def format_rows(table: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+def make_console(stderr: bool = False) -> Console:
+    """A rich console; when not writing to a terminal (CI logs, files), 160 columns wide."""
+    stream = sys.stderr if stderr else sys.stdout
+    return Console(stderr=stderr, width=None if stream.isatty() else 160)
+
+
 def print_table(table: pd.DataFrame, title: str = "", console: Console | None = None) -> None:
     """Print a score table aligned in the terminal."""
     header, rows = format_rows(table)
@@ -40,8 +46,7 @@ def print_table(table: pd.DataFrame, title: str = "", console: Console | None = 
         out.add_column(name, justify="left" if i == 0 else "right")
     for row in rows:
         out.add_row(*row)
-    # Not a terminal (CI logs, files): do not squeeze the table into 80 columns.
-    (console or Console(width=None if sys.stdout.isatty() else 160)).print(out)
+    (console or make_console()).print(out)
 
 
 def to_markdown(table: pd.DataFrame) -> str:
