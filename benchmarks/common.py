@@ -26,6 +26,16 @@ def machine() -> str:
     return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
+def report(name: str, title: str, intro: list[str], header: list[str], rows: list[str],
+           data: dict, extra: list[str] | None = None) -> None:
+    """Write ``results/<name>.md`` (title, intro, table, extra lines) and ``.json``; print it."""
+    markdown = "\n".join([f"# {title}", "", *intro, "",
+                           "| " + " | ".join(header) + " |", "|" + "---|" * len(header),
+                           *rows, *(extra or [])])
+    write_results(name, markdown, data)
+    print(markdown)
+
+
 def write_results(name: str, markdown: str, data: dict) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y-%m-%d")

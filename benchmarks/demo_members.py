@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import reference_split, write_results  # noqa: E402
+from common import reference_split, report  # noqa: E402
 
 from engine import Ensemble  # noqa: E402
 
@@ -51,21 +51,14 @@ def main() -> None:
         rows.append(f"| {label} | {100 * accuracy:.2f} | "
                     f"{100 * sub.scores_['ensemble']['accuracy']:.2f} | {fit_s:.1f} |")
         print(rows[-1], flush=True)
-    md = "\n".join([
-        "# Demo members: stacking over subsets (reference split)",
-        "",
+    report("demo_members", "Demo members: stacking over subsets (reference split)", [
         "Every candidate fitted once with 5-fold out-of-fold probabilities on the 6,851",
         "training tweets (`random_state=42`); each subset's stacking meta-learner is refitted",
         "on the stored out-of-fold probabilities (no member refitted) and scored on the 762",
         "validation tweets. The out-of-fold column is the cross-validated meta-learner on the",
         "training rows: the less noisy of the two (6,851 rows vs 762).",
-        "",
-        "| members | validation accuracy % | out-of-fold accuracy % | final-fit seconds |",
-        "|---|---|---|---|",
-        *rows,
-    ])
-    write_results("demo_members", md, data)
-    print(md)
+    ], ["members", "validation accuracy %", "out-of-fold accuracy %", "final-fit seconds"],
+        rows, data)
 
 
 if __name__ == "__main__":

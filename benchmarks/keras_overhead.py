@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import reference_split, write_results  # noqa: E402
+from common import reference_split, report  # noqa: E402
 from seed_table import raw_keras  # noqa: E402
 
 from plugins._tensorflow import import_tensorflow  # noqa: E402
@@ -77,20 +77,12 @@ def main() -> None:
                     f"{entry['fit_ratio']:.3f} | {entry['predict_ratio']:.3f} | "
                     f"{min(fit_ratios):.2f} - {max(fit_ratios):.2f} |")
         print(rows[-1], flush=True)
-    md = "\n".join([
-        "# keras-text overhead over raw Keras (target: at most 1.10)",
-        "",
+    report("keras_overhead", "keras-text overhead over raw Keras (target: at most 1.10)", [
         f"Reference split, 5 epochs, `random_state=42`; {args.repeats} back-to-back pairs per",
         "model, order alternating; the ratio is plugin / raw within a pair, median over pairs.",
         "Predict: all 7,613 tweets, second call timed (the first traces the tf.function).",
-        "",
-        "| architecture | raw Keras fit s | plugin fit s | fit ratio | predict ratio | "
-        "fit ratio range |",
-        "|---|---|---|---|---|---|",
-        *rows,
-    ])
-    write_results("keras_overhead", md, data)
-    print(md)
+    ], ["architecture", "raw Keras fit s", "plugin fit s", "fit ratio", "predict ratio",
+        "fit ratio range"], rows, data)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import TRAIN, write_results  # noqa: E402
+from common import TRAIN, report  # noqa: E402
 
 from plugins._tensorflow import import_tensorflow  # noqa: E402
 from plugins.keras_text import KerasText  # noqa: E402
@@ -47,15 +47,11 @@ def main() -> None:
         rows.append(f"| {arch} | {statistics.median(raw):.3f} | {statistics.median(plugin):.3f} "
                     f"| {ratio:.3f} |")
         print(rows[-1], flush=True)
-    md = "\n".join([
-        "# keras-text predict: wrapper overhead on the same fitted model (target <= 1.10)",
-        "",
-        "| architecture | model_.predict s (7,613 tweets) | predict_proba s | ratio |",
-        "|---|---|---|---|",
-        *rows,
-    ])
-    write_results("keras_predict_wrapper", md, data)
-    print(md)
+    report("keras_predict_wrapper",
+           "keras-text predict: wrapper overhead on the same fitted model (target <= 1.10)",
+           ["predict_proba against the member's own model_.predict, same weights and batches."],
+           ["architecture", "model_.predict s (7,613 tweets)", "predict_proba s", "ratio"],
+           rows, data)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import reference_split, write_results  # noqa: E402
+from common import reference_split, report  # noqa: E402
 
 from engine.metrics import classification_scores  # noqa: E402
 from engine.registry import get_plugin  # noqa: E402
@@ -137,19 +137,15 @@ def main() -> None:
                            f"{statistics.median(accs) - acc:+.2f} |")
         print(spread_rows[-1], flush=True)
 
-    md = "\n".join([
-        "# The tutorials' models as ensemble-engine members",
-        "",
+    report("seed_table", "The tutorials' models as ensemble-engine members", [
         "Reference split of the disaster tweets (6,851 train / 762 validation), 5 epochs,",
         "Adam, batch 32, TextVectorization(10000 tokens, 15 per tweet), Embedding 128-d,",
         "`random_state=42`. Precision/recall/F1 weighted, as in the tutorial. Times are",
         f"medians of {args.repeats} runs for Keras members (one run otherwise); overhead is",
         "plugin time / the same network in raw Keras, measured alternately in this run.",
-        "",
-        "| model | accuracy % | precision | recall | F1 | tutorial acc % / F1 | Δ acc | "
-        "fit s | predict ms/row | overhead fit / predict |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-        *rows,
+    ], ["model", "accuracy %", "precision", "recall", "F1", "tutorial acc % / F1", "Δ acc",
+        "fit s", "predict ms/row", "overhead fit / predict"], rows,
+        {"models": data, "repeats": args.repeats}, extra=[
         "",
         f"## Accuracy over seeds 0-{args.seeds - 1} (same settings)",
         "",
@@ -157,8 +153,6 @@ def main() -> None:
         "|---|---|---|---|---|",
         *spread_rows,
     ])
-    write_results("seed_table", md, {"models": data, "repeats": args.repeats})
-    print(md)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from engine.errors import DataError
+from engine.errors import ConfigError, DataError
 from engine.sklearn_io import trusting
 from engine.state_io import load_state, save_state
 
@@ -116,6 +116,13 @@ class ModelPlugin(BaseEstimator):
                             "(engine.Ensemble does this for you)")
         self.n_classes_ = int(codes.max()) + 1
         return texts, codes.astype(np.int64)
+
+    def _require_positive_ints(self, *names: str) -> None:
+        """ConfigError naming the first parameter that is not a positive integer."""
+        for name in names:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
 
     def _validate_predict(self, X: Sequence[str]) -> list[str]:
         check_is_fitted(self, "n_classes_")

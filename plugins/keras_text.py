@@ -135,10 +135,7 @@ class KerasText(ModelPlugin):
             positive.append("hidden_units")
         if self.ngrams is not None:
             positive.append("ngrams")
-        for key in positive:
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ConfigError(f"{key} must be a positive integer, got {value!r}")
+        self._require_positive_ints(*positive)
         if self.max_tokens < 3:
             raise ConfigError("max_tokens must be at least 3 (padding, unknown, one word)")
         for key, low, high in (("dropout", 0, 1), ("validation_split", 0, 1)):

@@ -93,10 +93,7 @@ class SentenceEncoderClassifier(ModelPlugin):
     def _check_params(self) -> None:
         if self.head not in HEADS:
             raise ConfigError(f"head must be one of {HEADS}, got {self.head!r}")
-        for key in ("hidden_units", "epochs", "batch_size"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ConfigError(f"{key} must be a positive integer, got {value!r}")
+        self._require_positive_ints("hidden_units", "epochs", "batch_size")
 
     def fit(self, X: Sequence[str], y: np.ndarray) -> SentenceEncoderClassifier:
         self._check_params()
