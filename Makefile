@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint install clean
+.PHONY: demo test lint install browser clean
 
 $(BIN)/ensemble: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +16,16 @@ install: $(BIN)/ensemble
 demo: install  ## create the environment, train the default ensemble, write submission.csv
 	$(BIN)/ensemble demo
 
-test: install  ## create the environment, lint, run the test suite
+# The report's browser test needs Debian's chromium; installed here when missing (as root).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null; \
+	  else \
+	    echo "the browser test needs chromium: sudo apt-get install chromium"; exit 1; \
+	  fi; }
+
+test: install browser  ## create the environment, lint, run the test suite
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 

@@ -38,13 +38,32 @@ def _reading(model, settings: dict):
     return model
 
 
+def _overrides(args: argparse.Namespace) -> dict:
+    """[ensemble] settings given on the command line; a progress bar unless --quiet."""
+    overrides = {"verbose": not args.quiet}
+    if getattr(args, "threshold", None) is not None:
+        overrides["threshold"] = _threshold(args.threshold)
+    if getattr(args, "n_jobs", None) is not None:
+        overrides["n_jobs"] = args.n_jobs
+    return overrides
+
+
+def _threshold(value: str) -> str | float | None:
+    if value == "none":
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return value
+
+
 def cmd_fit(args: argparse.Namespace) -> None:
     from engine.config import load_config
     from engine.tables import print_table
     from engine.workflows import fit_config
 
     config = load_config(args.config)
-    ensemble, path = fit_config(config, args.output)
+    ensemble, path = fit_config(config, args.output, **_overrides(args))
     if not args.quiet:
         table = pd.DataFrame(ensemble.scores_).T
         print_table(table, f"out-of-fold scores ({ensemble.cv}-fold) on "
@@ -76,16 +95,36 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from engine.tables import print_table, to_markdown
 
     model = _load(args)
-    settings = _settings(model, args)
-    frame = read_table(args.data)
-    require_columns(frame, [settings["label"]], Path(args.data).name)
-    table = evaluate(_reading(model, settings), frame, frame[settings["label"]])
+    if args.data is None:
+        table = model.leaderboard()
+        title = (f"{Path(args.model).name}: out-of-fold on {model.training_['n_rows']} training "
+                 f"rows (pass a labelled CSV for held-out scores and timings)")
+    else:
+        settings = _settings(model, args)
+        frame = read_table(args.data)
+        require_columns(frame, [settings["label"]], Path(args.data).name)
+        table = evaluate(_reading(model, settings), frame, frame[settings["label"]])
+        title = f"{Path(args.model).name} on {Path(args.data).name} ({len(frame)} rows)"
     if args.format == "table":
-        print_table(table, f"{Path(args.model).name} on {Path(args.data).name} ({len(frame)} rows)")
+        print_table(table, title)
     elif args.format == "markdown":
         print(to_markdown(table))
     else:
         print(table.to_csv() if args.format == "csv" else table.to_json(orient="index", indent=2))
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from engine.data import read_table, require_columns
+    from engine.report import write_report
+
+    model = _load(args)
+    settings = _settings(model, args)
+    frame = read_table(args.data)
+    require_columns(frame, [settings["label"]], Path(args.data).name)
+    path = write_report(_reading(model, settings), frame, frame[settings["label"]], args.output,
+                        title=f"{Path(args.model).name} on {Path(args.data).name}",
+                        source=f"{len(frame)} rows of {args.data}")
+    console.print(f"wrote {path} (open it in a browser; it needs no network)")
 
 
 def cmd_recombine(args: argparse.Namespace) -> None:
@@ -102,8 +141,10 @@ def cmd_recombine(args: argparse.Namespace) -> None:
 
 def cmd_submit(args: argparse.Namespace) -> None:
     from engine.data import read_table
-    from engine.kaggle import write_submission
+    from engine.kaggle import submit_command, upload_submission, write_submission
 
+    if args.message and not args.competition:
+        raise ValueError("--message goes with --competition NAME (e.g. nlp-getting-started)")
     model = _load(args)
     settings = _settings(model, args)
     test, sample = read_table(args.data), read_table(args.sample)
@@ -111,7 +152,19 @@ def cmd_submit(args: argparse.Namespace) -> None:
                                   settings["id"] if settings["id"] in test.columns else None)
     balance = submission.iloc[:, 1].value_counts(normalize=True).sort_index()
     shares = ", ".join(f"{k}: {100 * v:.1f}%" for k, v in balance.items())
-    console.print(f"wrote {args.output}: {len(submission)} rows, predicted {shares}")
+    threshold = getattr(model, "threshold_", None)
+    rule = "most probable class" if threshold is None else \
+        f"threshold {threshold:.3f} on P({model.classes_[1]})"
+    console.print(f"wrote {args.output}: {len(submission)} rows, predicted {shares}; {rule}")
+    if args.competition:
+        message = args.message or f"ensemble-engine: {Path(args.model).name}"
+        if upload_submission(args.output, args.competition, message):
+            console.print(f"uploaded to Kaggle competition '{args.competition}'; see "
+                          f"https://www.kaggle.com/competitions/{args.competition}/submissions")
+        else:
+            console.print("no Kaggle credentials here (~/.kaggle/kaggle.json or KAGGLE_USERNAME "
+                          "and KAGGLE_KEY), nothing uploaded; to upload, run:", highlight=False)
+            print(submit_command(args.output, args.competition, message))
 
 
 def cmd_plugins(args: argparse.Namespace) -> None:
@@ -163,10 +216,13 @@ def cmd_demo(args: argparse.Namespace) -> None:
     config = load_config(args.config or _default_demo_config())
     console.print(f"demo: {config.name}, members {', '.join(config.members)}; "
                   f"training on the reference split ...")
-    result = run_demo(config, args.output, args.submission)
+    result = run_demo(config, args.output, args.submission, args.report or None,
+                      verbose=not args.quiet)
     table = result["table"]
     print_table(table, f"validation split: {table.attrs['n_valid']} rows "
                        f"(trained on {table.attrs['n_train']})")
+    if result["report"]:
+        console.print(f"wrote {result['report']} (leaderboard, charts, most-wrong tweets)")
     console.print(f"refitted on all rows and saved {result['model']}")
     if result["submission"]:
         console.print(f"wrote {result['submission']} (validated against the sample submission)")
@@ -181,11 +237,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-q", "--quiet", action="store_true", help="print less")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def model_command(name: str, help_: str, data: bool = True) -> argparse.ArgumentParser:
+    def model_command(name: str, help_: str, data: bool | str = True
+                      ) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_, description=help_)
         p.add_argument("model", help="model directory, e.g. models/disaster-tweets")
         if data:
-            p.add_argument("data", help="CSV file to read")
+            p.add_argument("data", help="CSV file to read",
+                           **({"nargs": "?"} if data == "optional" else {}))
             p.add_argument("--text", help="text column (default: the one used in training)")
             p.add_argument("--id", help="id column (default: the one used in training)")
             p.add_argument("--fill-na", dest="fill_na", default=None,
@@ -199,16 +257,27 @@ def build_parser() -> argparse.ArgumentParser:
                                    "rows and save it (models/<name>/ by default).")
     p.add_argument("config", help="ensemble config, e.g. examples/disaster_tweets.toml")
     p.add_argument("-o", "--output", help="model directory to write")
+    p.add_argument("--threshold", help="binary tasks: tune the decision threshold for a metric "
+                                       "(f1, accuracy, balanced_accuracy, mcc), fix it (0.4), "
+                                       "or 'none' for the most probable class")
+    p.add_argument("--n-jobs", dest="n_jobs", type=int, help="fit members and folds in parallel")
     p.set_defaults(func=cmd_fit)
 
     p = model_command("predict", "predict labels and class probabilities for a CSV file")
     p.add_argument("-o", "--output", required=True, help="CSV to write")
     p.set_defaults(func=cmd_predict)
 
-    p = model_command("evaluate", "score every member and combiner on a labelled CSV file")
+    p = model_command("evaluate", "leaderboard of every member and combiner on a labelled CSV "
+                                  "file (out-of-fold scores when no file is given)",
+                      data="optional")
     p.add_argument("--label", help="label column (default: the one used in training)")
     p.add_argument("--format", choices=["table", "csv", "json", "markdown"], default="table")
     p.set_defaults(func=cmd_evaluate)
+
+    p = model_command("report", "write a self-contained HTML report on a labelled CSV file")
+    p.add_argument("--label", help="label column (default: the one used in training)")
+    p.add_argument("-o", "--output", default="report.html", help="HTML file to write")
+    p.set_defaults(func=cmd_report)
 
     p = model_command("recombine", "swap the combiner or drop members without refitting",
                       data=False)
@@ -221,6 +290,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = model_command("submit", "write a Kaggle submission shaped like the sample submission")
     p.add_argument("--sample", required=True, help="the competition's sample_submission.csv")
     p.add_argument("-o", "--output", default="submission.csv", help="CSV to write")
+    p.add_argument("--competition", help="also upload to this Kaggle competition, e.g. "
+                                         "nlp-getting-started (needs Kaggle API credentials)")
+    p.add_argument("--message", help="the submission's description on Kaggle")
     p.set_defaults(func=cmd_submit)
 
     p = sub.add_parser("plugins", help="list registered plugins, combiners and encoders",
@@ -242,7 +314,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="config (default: examples/disaster_tweets.toml)")
     p.add_argument("-o", "--output", help="model directory (default: models/<name>)")
     p.add_argument("--submission", default="submission.csv", help="submission file to write")
+    p.add_argument("--report", default="report.html",
+                   help="HTML report on the validation rows ('' to skip)")
     p.set_defaults(func=cmd_demo)
+    for command in sub.choices.values():  # -q also works after the command name
+        command.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                             help="no progress bar, less output")
     return parser
 
 

@@ -18,7 +18,7 @@ else:  # pragma: no cover
 DATA_KEYS = {"train": None, "test": None, "sample_submission": None, "text": "text",
              "label": "target", "id": "id", "fill_na": None, "validation_split": 0.1,
              "split_seed": 42}
-ENSEMBLE_KEYS = {"combiner", "cv", "random_state", "n_jobs"}
+ENSEMBLE_KEYS = {"combiner", "cv", "random_state", "n_jobs", "threshold"}
 SECTIONS = {"name", "data", "ensemble", "members", "reference"}
 
 
@@ -47,9 +47,13 @@ class Config:
     ensemble: dict[str, Any] = field(default_factory=dict)
     reference: list[dict[str, Any]] = field(default_factory=list)
 
-    def build_ensemble(self) -> Ensemble:
+    member_text: dict[str, Any] = field(default_factory=dict)
+
+    def build_ensemble(self, **overrides: Any) -> Ensemble:
+        """The unfitted Ensemble; ``overrides`` replace [ensemble] settings (verbose, n_jobs)."""
         ensemble = Ensemble(self.members, text=self.data.text, fill_na=self.data.fill_na,
-                            **self.ensemble)
+                            member_text=self.member_text or None,
+                            **{**self.ensemble, **overrides})
         ensemble._validate_params()  # unknown plugins and bad params fail before any data is read
         return ensemble
 
@@ -117,18 +121,23 @@ def load_config(path: str | Path) -> Config:
     if not isinstance(members_raw, dict) or not members_raw:
         raise ConfigError(f"{path.name} has no members; add a [members.<name>] table with "
                           f"plugin = \"tfidf-nb\"")
-    members = {}
+    members, member_text = {}, {}
     for name, table in members_raw.items():
         if not isinstance(table, dict) or "plugin" not in table:
             raise ConfigError(f"[members.{name}] needs plugin = \"<registered plugin name>\"")
-        params = {k: v for k, v in table.items() if k != "plugin"}
+        params = {k: v for k, v in table.items() if k not in ("plugin", "text")}
         members[name] = (table["plugin"], _lists_to_tuples(params))
+        if "text" in table:  # the columns this member reads, instead of [data] text
+            if not isinstance(table["text"], (str, list)) or not table["text"]:
+                raise ConfigError(f"[members.{name}] text must be a column name or a list "
+                                  f"of column names")
+            member_text[name] = table["text"]
 
     reference = raw.get("reference", [])
     if not isinstance(reference, list) or not all(isinstance(r, dict) and "name" in r
                                                   for r in reference):
         raise ConfigError("[[reference]] entries need a name and score values")
     config = Config(name=str(raw.get("name", path.stem)), data=data, members=members,
-                    ensemble=ensemble, reference=reference)
+                    ensemble=ensemble, reference=reference, member_text=member_text)
     config.build_ensemble()
     return config

@@ -22,7 +22,10 @@ def read_table(path: str | Path, **kwargs: Any) -> pd.DataFrame:
     try:
         # utf-8-sig drops a byte-order mark that would otherwise rename the first column.
         return pd.read_csv(path, encoding="utf-8-sig", **kwargs)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path.name} is not UTF-8 text (byte {exc.start}: {exc.reason}); "
+                        f"save it as UTF-8 CSV and try again") from exc
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(f"cannot read {path.name} as CSV: {first}") from exc
 
@@ -142,6 +145,12 @@ def check_folds(codes: np.ndarray, classes: np.ndarray, cv: int) -> None:
     """Every class needs at least ``cv`` rows for stratified K-fold."""
     counts = np.bincount(codes, minlength=len(classes))
     smallest = int(np.argmin(counts))
+    if counts[smallest] < 2:
+        label = classes[smallest].item() if hasattr(classes[smallest], "item") else \
+            classes[smallest]
+        raise DataError(f"class {label!r} has only 1 row; out-of-fold training needs at least "
+                        f"2 rows per class (and cv rows for cv folds): add rows or drop the "
+                        f"class")
     if counts[smallest] < cv:
         label = classes[smallest].item() if hasattr(classes[smallest], "item") else \
             classes[smallest]

@@ -19,6 +19,8 @@ from engine.combiners.base import Combiner
 from engine.data import check_folds, data_hash, encode_labels, numeric_columns, select_texts
 from engine.errors import ConfigError
 from engine.metrics import classification_scores
+from engine.progress import fit_progress
+from engine.thresholds import best_threshold, check_threshold
 
 MemberSpec = Any  # a plugin instance, a registry name, or (name, params)
 MEMBER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -67,8 +69,9 @@ def _seeded(estimator: Any, random_state: int | None) -> Any:
     return estimator
 
 
-def _fit_one(member: Any, texts: list[str], codes: np.ndarray, train: np.ndarray | None,
-             predict: np.ndarray | None) -> tuple[Any, np.ndarray | None, float]:
+def _fit_one(job: tuple[str, int | None], member: Any, texts: list[str], codes: np.ndarray,
+             train: np.ndarray | None, predict: np.ndarray | None
+             ) -> tuple[tuple[str, int | None], Any, np.ndarray | None, float]:
     """Fit a clone on the ``train`` rows (all when None); predict the ``predict`` rows."""
     member = clone(member)
     rows = np.arange(len(texts)) if train is None else train
@@ -76,7 +79,7 @@ def _fit_one(member: Any, texts: list[str], codes: np.ndarray, train: np.ndarray
     member.fit([texts[i] for i in rows], codes[rows])
     seconds = time.perf_counter() - start
     proba = None if predict is None else member.predict_proba([texts[i] for i in predict])
-    return member, proba, seconds
+    return job, member, proba, seconds
 
 
 class Ensemble(ClassifierMixin, BaseEstimator):
@@ -100,10 +103,20 @@ class Ensemble(ClassifierMixin, BaseEstimator):
         Seeds the folds and every member and combiner that has no seed of its own.
     text : str or list of str, default="text"
         The column(s) to read when X is a DataFrame; several are joined by spaces.
+    member_text : dict of str to (str or list of str), default=None
+        Columns for particular members, overriding ``text`` (for example
+        ``{"word-lr": ["keyword", "text"]}``).
     fill_na : str or None, default=None
         Replacement for missing texts; missing texts are an error when None.
     n_jobs : int or None, default=None
         Fit members and folds in parallel with joblib.
+    threshold : str, float or None, default=None
+        Binary tasks only. A metric name (``"f1"``, ``"accuracy"``,
+        ``"balanced_accuracy"``, ``"mcc"``) chooses the decision threshold on the
+        combined out-of-fold probabilities to maximise it; a number fixes it;
+        None predicts the most probable class.
+    verbose : bool, default=False
+        Show a progress bar over members x folds on a terminal.
 
     Attributes
     ----------
@@ -121,6 +134,10 @@ class Ensemble(ClassifierMixin, BaseEstimator):
         Out-of-fold validation scores per member and for the ensemble.
     fit_seconds_ : dict of str to float
         Seconds each member took to fit on all rows.
+    threshold_ : float or None
+        The decision threshold on the probability of ``classes_[1]``, or None
+        (argmax). A tuned threshold is chosen on the same out-of-fold rows that
+        ``scores_["ensemble"]`` is computed on, so that score is optimistic.
 
     Examples
     --------
@@ -134,14 +151,19 @@ class Ensemble(ClassifierMixin, BaseEstimator):
 
     def __init__(self, members: Mapping[str, MemberSpec], combiner: Any = "mean", cv: int = 5,
                  random_state: int | None = None, text: str | Sequence[str] = "text",
-                 fill_na: str | None = None, n_jobs: int | None = None) -> None:
+                 member_text: Mapping[str, str | Sequence[str]] | None = None,
+                 fill_na: str | None = None, n_jobs: int | None = None,
+                 threshold: str | float | None = None, verbose: bool = False) -> None:
         self.members = members
         self.combiner = combiner
         self.cv = cv
         self.random_state = random_state
         self.text = text
+        self.member_text = member_text
         self.fill_na = fill_na
         self.n_jobs = n_jobs
+        self.threshold = threshold
+        self.verbose = verbose
 
     # -- fitting -----------------------------------------------------------------
 
@@ -154,6 +176,11 @@ class Ensemble(ClassifierMixin, BaseEstimator):
                                   f"'_' or '-', starting with a letter or digit")
         if isinstance(self.cv, bool) or not isinstance(self.cv, int) or self.cv < 2:
             raise ConfigError(f"cv must be an integer >= 2, got {self.cv!r}")
+        unknown = sorted(set(self.member_text or {}) - set(self.members))
+        if unknown:
+            raise ConfigError(f"member_text names {unknown}, which are not members "
+                              f"({', '.join(self.members)})")
+        check_threshold(self.threshold)
         return {name: _seeded(build_member(spec), self.random_state)
                 for name, spec in self.members.items()}
 
@@ -173,30 +200,37 @@ class Ensemble(ClassifierMixin, BaseEstimator):
         """
         members = self._validate_params()
         combiner = build_combiner(self.combiner, self.random_state)
-        texts = select_texts(X, self.text, self.fill_na)
-        codes, classes = encode_labels(y, len(texts))
+        texts = self.member_texts(X, members)
+        codes, classes = encode_labels(y, len(next(iter(texts.values()))))
         check_folds(codes, classes, self.cv)
+        if self.threshold is not None and len(classes) != 2:
+            raise ConfigError(f"threshold={self.threshold!r} needs two classes, the labels "
+                              f"have {len(classes)}; leave threshold=None")
         features = numeric_columns(X, getattr(combiner, "passthrough", None))
         folds = list(StratifiedKFold(self.cv, shuffle=True, random_state=self.random_state)
                      .split(np.zeros(len(codes)), codes))
 
         jobs = [(name, fold) for name in members for fold in [*range(len(folds)), None]]
-        results = Parallel(n_jobs=self.n_jobs)(
-            delayed(_fit_one)(members[name], texts, codes,
-                              None if fold is None else folds[fold][0],
-                              None if fold is None else folds[fold][1])
-            for name, fold in jobs)
+        results = Parallel(n_jobs=self.n_jobs, return_as="generator_unordered")(
+            delayed(_fit_one)(job, members[job[0]], texts[job[0]], codes,
+                              None if job[1] is None else folds[job[1]][0],
+                              None if job[1] is None else folds[job[1]][1])
+            for job in jobs)
 
-        oof = np.zeros((len(members), len(texts), len(classes)))
+        oof = np.zeros((len(members), len(codes), len(classes)))
         self.members_, self.fit_seconds_ = {}, {}
-        for (name, fold), (fitted, proba, seconds) in zip(jobs, results, strict=True):
-            if fold is None:
-                self.members_[name], self.fit_seconds_[name] = fitted, seconds
-            else:
-                oof[list(members).index(name), folds[fold][1]] = proba
+        with fit_progress(len(jobs), self.verbose) as bar:
+            for (name, fold), fitted, proba, seconds in results:
+                if fold is None:
+                    self.members_[name], self.fit_seconds_[name] = fitted, seconds
+                else:
+                    oof[list(members).index(name), folds[fold][1]] = proba
+                bar.advance(f"{name} {'all rows' if fold is None else f'fold {fold + 1}'}")
+        self.members_ = {name: self.members_[name] for name in members}
         self.classes_, self.y_codes_, self.oof_ = classes, codes, oof
         self.oof_features_ = features
-        self.training_ = {"n_rows": len(texts), "sha256": data_hash(texts, codes)}
+        self.training_ = {"n_rows": len(codes),
+                          "sha256": data_hash(next(iter(texts.values())), codes)}
         self._fit_combiner(combiner)
         return self
 
@@ -207,7 +241,13 @@ class Ensemble(ClassifierMixin, BaseEstimator):
         self.scores_ = {name: classification_scores(self.y_codes_, self.oof_[i])
                         for i, name in enumerate(names)}
         honest = combiner.oof_predict_proba(self.oof_, self.y_codes_, cv, self.oof_features_)
-        self.scores_["ensemble"] = classification_scores(self.y_codes_, honest)
+        self.oof_proba_ = honest
+        if isinstance(self.threshold, str):
+            self.threshold_ = best_threshold(self.y_codes_, honest[:, 1], self.threshold)
+        else:
+            self.threshold_ = None if self.threshold is None else float(self.threshold)
+        pred = None if self.threshold_ is None else self._decide(honest)
+        self.scores_["ensemble"] = classification_scores(self.y_codes_, honest, pred)
 
     def recombine(self, combiner: Any, members: Sequence[str] | None = None) -> Ensemble:
         """A new fitted ensemble with another combiner or subset of members, no refitting.
@@ -237,8 +277,9 @@ class Ensemble(ClassifierMixin, BaseEstimator):
             raise ConfigError("the new combiner's passthrough columns were not stored at fit "
                               "time; refit the ensemble with them")
         index = [names.index(m) for m in keep]
-        new = clone(self).set_params(members={m: self.members[m] for m in keep},
-                                     combiner=combiner)
+        new = clone(self).set_params(
+            members={m: self.members[m] for m in keep}, combiner=combiner,
+            member_text={m: c for m, c in (self.member_text or {}).items() if m in keep} or None)
         new.members_ = {m: self.members_[m] for m in keep}
         new.fit_seconds_ = {m: self.fit_seconds_[m] for m in keep}
         new.classes_, new.y_codes_, new.oof_ = self.classes_, self.y_codes_, self.oof_[index]
@@ -249,29 +290,80 @@ class Ensemble(ClassifierMixin, BaseEstimator):
 
     # -- prediction ----------------------------------------------------------------
 
+    def member_texts(self, X: Any, members: Sequence[str] | None = None) -> dict[str, list[str]]:
+        """The texts each member reads from X (its ``member_text`` columns or ``text``)."""
+        names = list(self.members_ if members is None else members)
+        overrides = self.member_text or {}
+        by_columns: dict[Any, list[str]] = {}
+        texts = {}
+        for name in names:
+            columns = overrides.get(name, self.text)
+            key = columns if isinstance(columns, str) else tuple(columns)
+            if key not in by_columns:
+                by_columns[key] = select_texts(X, columns, self.fill_na)
+            texts[name] = by_columns[key]
+        return texts
+
     def member_proba(self, X: Any) -> dict[str, np.ndarray]:
         """Each member's probabilities, shape (n_rows, n_classes), by member name."""
         check_is_fitted(self)
-        texts = select_texts(X, self.text, self.fill_na)
-        return {name: member.predict_proba(texts) for name, member in self.members_.items()}
+        texts = self.member_texts(X)
+        return {name: member.predict_proba(texts[name]) for name, member in self.members_.items()}
 
     def _combine(self, X: Any) -> tuple[np.ndarray, np.ndarray | None]:
         P = np.stack(list(self.member_proba(X).values()))
         return P, numeric_columns(X, getattr(self.combiner_, "passthrough", None))
+
+    def _decide(self, proba: np.ndarray) -> np.ndarray:
+        """Class codes from combined probabilities, with the threshold when there is one."""
+        return (proba[:, 1] >= self.threshold_).astype(np.int64)
+
+    def _predict_codes(self, P: np.ndarray, features: np.ndarray | None
+                       ) -> tuple[np.ndarray, np.ndarray]:
+        proba = self.combiner_.predict_proba(P, features)
+        if getattr(self, "threshold_", None) is not None:
+            return self._decide(proba), proba
+        return self.combiner_.predict(P, features), proba
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Combined probabilities, shape (n_rows, n_classes); column k is ``classes_[k]``."""
         return self.combiner_.predict_proba(*self._combine(X))
 
     def predict(self, X: Any) -> np.ndarray:
-        """Predicted labels, in the type of the training labels."""
-        return self.classes_[self.combiner_.predict(*self._combine(X))]
+        """Predicted labels, in the type of the training labels (``threshold_`` applied)."""
+        return self.classes_[self._predict_codes(*self._combine(X))[0]]
 
     def predict_with_proba(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
         """Labels and probabilities from one pass over the members."""
-        P, features = self._combine(X)
-        return (self.classes_[self.combiner_.predict(P, features)],
-                self.combiner_.predict_proba(P, features))
+        codes, proba = self._predict_codes(*self._combine(X))
+        return self.classes_[codes], proba
+
+    def leaderboard(self, X: Any = None, y: Any = None,
+                    combiners: Sequence[str] | None = None) -> Any:
+        """One row per member and per combiner, best first.
+
+        Parameters
+        ----------
+        X, y : labelled data, or None
+            Score on this data; when None, score the stored out-of-fold
+            probabilities (no prediction times then).
+        combiners : list of str or None
+            Combiners to compare besides the ensemble's own; every registered
+            combiner when None.
+
+        Returns
+        -------
+        DataFrame
+            Indexed by model; columns ``kind``, scores, ``fit_s``, ``predict_ms_per_row``.
+        """
+        from engine.evaluation import evaluate, oof_leaderboard
+
+        check_is_fitted(self)
+        if X is None:
+            return oof_leaderboard(self, combiners)
+        if y is None:
+            raise ConfigError("leaderboard(X, y) needs the true labels y with X")
+        return evaluate(self, X, y, combiners)
 
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "combiner_")

@@ -1,16 +1,18 @@
-"""Score a fitted ensemble's members and combiners on labelled data."""
+"""The leaderboard: score a fitted ensemble's members and combiners on labelled data."""
 
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from engine.data import numeric_columns, select_texts
-from engine.errors import DataError
+from engine import registry
+from engine.data import numeric_columns
+from engine.errors import DataError, EnsembleError
 from engine.metrics import SCORE_COLUMNS, classification_scores
 
 
@@ -26,8 +28,39 @@ def encode_known(classes: np.ndarray, y: Any) -> np.ndarray:
     return codes.to_numpy(dtype=np.int64)
 
 
+def _own_label(ensemble: Any) -> str:
+    threshold = getattr(ensemble, "threshold_", None)
+    extra = "" if threshold is None else f", threshold {threshold:.3f}"
+    return f"ensemble ({ensemble.combiner_.name}{extra})"
+
+
+def _alternatives(ensemble: Any, combiners: Sequence[str] | None) -> dict[str, Any]:
+    """Fitted ensembles for each other combiner, sharing the members (no refitting)."""
+    names = list(registry.get_registry().combiners()) if combiners is None else list(combiners)
+    own = ensemble.combiner_.name
+    result = {}
+    for name in names:
+        if name == own:
+            continue
+        try:
+            result[name] = ensemble.recombine(name)
+        except EnsembleError as exc:
+            if combiners is not None:  # asked for by name: the user wants to know why not
+                raise
+            warnings.warn(f"leaderboard: skipped combiner '{name}' ({exc})", stacklevel=3)
+    return result
+
+
+def _finish(rows: list[dict[str, Any]], n_classes: int) -> pd.DataFrame:
+    table = pd.DataFrame(rows).set_index("model")
+    ordered = [c for c in ["kind", *SCORE_COLUMNS, "fit_s", "predict_ms_per_row"]
+               if c in table.columns]
+    key = "f1_positive" if n_classes == 2 else "f1_macro"
+    return table[ordered].sort_values(key, ascending=False, kind="stable")
+
+
 def evaluate(ensemble: Any, X: Any, y: Any,
-             combiners: Sequence[str] = ("mean", "vote", "stacking")) -> pd.DataFrame:
+             combiners: Sequence[str] | None = None) -> pd.DataFrame:
     """One row per member and per combiner: scores, fit seconds, predict ms per row.
 
     Parameters
@@ -37,42 +70,65 @@ def evaluate(ensemble: Any, X: Any, y: Any,
     X : sequence of str or DataFrame
     y : array-like
         True labels, of the training labels' type.
-    combiners : list of str
-        Combiners to compare besides the ensemble's own (refitted on the
-        stored out-of-fold probabilities; members are not refitted).
+    combiners : list of str or None
+        Combiners to compare besides the ensemble's own, refitted on the stored
+        out-of-fold probabilities (members are not refitted); every registered
+        combiner when None.
 
     Returns
     -------
     DataFrame
-        Indexed by model name; ``kind`` is "member" or "combiner".
+        Indexed by model name, best positive-class (binary) or macro F1 first;
+        ``kind`` is "member" or "combiner".
     """
+    return score_models(ensemble, X, y, combiners)[0]
+
+
+def score_models(ensemble: Any, X: Any, y: Any, combiners: Sequence[str] | None = None
+                 ) -> tuple[pd.DataFrame, dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """:func:`evaluate`'s table and each model's (predicted codes, probabilities)."""
     codes = encode_known(ensemble.classes_, y)
-    texts = select_texts(X, ensemble.text, ensemble.fill_na)
+    texts = ensemble.member_texts(X)
+    outputs = {}
+    n_rows = max(len(codes), 1)
     rows, probas, seconds = [], [], {}
     for name, member in ensemble.members_.items():
         start = time.perf_counter()
-        proba = member.predict_proba(texts)
+        proba = member.predict_proba(texts[name])
         seconds[name] = time.perf_counter() - start
         probas.append(proba)
+        outputs[name] = (np.argmax(proba, axis=1), proba)
         rows.append({"model": name, "kind": "member", **classification_scores(codes, proba),
                      "fit_s": ensemble.fit_seconds_.get(name),
-                     "predict_ms_per_row": 1000 * seconds[name] / max(len(texts), 1)})
+                     "predict_ms_per_row": 1000 * seconds[name] / n_rows})
     P = np.stack(probas)
-    own = ensemble.combiner_.name
-    for name in [own, *[c for c in combiners if c != own]]:
-        combiner = ensemble.combiner_ if name == own else ensemble.recombine(name).combiner_
-        features = numeric_columns(X, getattr(combiner, "passthrough", None))
+    candidates = {_own_label(ensemble): ensemble, **_alternatives(ensemble, combiners)}
+    for label, candidate in candidates.items():
+        features = numeric_columns(X, getattr(candidate.combiner_, "passthrough", None))
         start = time.perf_counter()
-        proba = combiner.predict_proba(P, features)
-        pred = combiner.predict(P, features)
+        pred, proba = candidate._predict_codes(P, features)
         extra = time.perf_counter() - start
-        label = f"ensemble ({name})" if name == own else name
+        cost = candidate.combiner_.predict_cost(seconds, P)
+        outputs[label] = (pred, proba)
         rows.append({"model": label, "kind": "combiner",
                      **classification_scores(codes, proba, pred),
                      "fit_s": sum(ensemble.fit_seconds_.values()),
-                     "predict_ms_per_row": 1000 * (sum(seconds.values()) + extra)
-                     / max(len(texts), 1)})
-    table = pd.DataFrame(rows).set_index("model")
-    ordered = [c for c in ["kind", *SCORE_COLUMNS, "fit_s", "predict_ms_per_row"]
-               if c in table.columns]
-    return table[ordered]
+                     "predict_ms_per_row": 1000 * (cost + extra) / n_rows})
+    return _finish(rows, len(ensemble.classes_)), outputs
+
+
+def oof_leaderboard(ensemble: Any, combiners: Sequence[str] | None = None) -> pd.DataFrame:
+    """The leaderboard from the stored out-of-fold probabilities of the training rows.
+
+    Member rows score each member's out-of-fold probabilities; combiner rows
+    score cross-validated combiner predictions on them. No prediction times.
+    """
+    rows = [{"model": name, "kind": "member",
+             **classification_scores(ensemble.y_codes_, ensemble.oof_[i]),
+             "fit_s": ensemble.fit_seconds_.get(name)}
+            for i, name in enumerate(ensemble.members_)]
+    candidates = {_own_label(ensemble): ensemble, **_alternatives(ensemble, combiners)}
+    for label, candidate in candidates.items():
+        rows.append({"model": label, "kind": "combiner", **candidate.scores_["ensemble"],
+                     "fit_s": sum(ensemble.fit_seconds_.values())})
+    return _finish(rows, len(ensemble.classes_))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -9,8 +10,12 @@ import numpy as np
 import pandas as pd
 
 from engine.data import require_columns
-from engine.errors import DataError
+from engine.errors import DataError, EnsembleError
 from engine.persistence import atomic_write
+
+
+class KaggleError(EnsembleError):
+    """Uploading to Kaggle failed."""
 
 
 def _examples(values: Any) -> str:
@@ -84,3 +89,51 @@ def write_submission(ensemble: Any, test: pd.DataFrame, sample: pd.DataFrame,
     with atomic_write(path, newline="") as handle:
         submission.to_csv(handle, index=False)
     return submission
+
+
+def submit_command(path: str | Path, competition: str, message: str) -> str:
+    """The Kaggle CLI command that uploads ``path`` (for users without API credentials here)."""
+    return f"kaggle competitions submit -c {shlex.quote(competition)} " \
+           f"-f {shlex.quote(str(path))} -m {shlex.quote(message)}"
+
+
+def upload_submission(path: str | Path, competition: str, message: str) -> bool:
+    """Upload ``path`` to a Kaggle competition through the ``kaggle`` package's API.
+
+    Returns
+    -------
+    bool
+        True when uploaded; False when no Kaggle credentials are set up on
+        this machine (nothing was sent: run :func:`submit_command` elsewhere).
+
+    Raises
+    ------
+    KaggleError
+        When the upload was tried and failed (network, unknown competition,
+        rules not accepted, daily limit), with Kaggle's reason.
+    """
+    import contextlib
+    import io
+
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            from kaggle.api.kaggle_api_extended import KaggleApi
+    except ImportError:
+        raise KaggleError("the kaggle package is not installed: pip install kaggle, or run "
+                          f"{submit_command(path, competition, message)}") from None
+    api = KaggleApi()
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            api.authenticate()
+    except SystemExit:  # the kaggle package exits when it finds no credentials
+        return False
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            api.competition_submit(str(path), message, competition, quiet=True)
+    except Exception as exc:  # requests, HTTP and API errors all end the upload the same way
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise KaggleError(f"Kaggle did not accept the upload to '{competition}' ({reason}); "
+                          f"the file is kept at {path}: check the competition name and that "
+                          f"you accepted its rules, or run "
+                          f"{submit_command(path, competition, message)}") from exc
+    return True

@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import accuracy_score, f1_score, log_loss, precision_recall_fscore_support
+from sklearn.metrics import (
+    accuracy_score,
+    f1_score,
+    log_loss,
+    precision_recall_fscore_support,
+    roc_auc_score,
+)
 
-SCORE_COLUMNS = ["accuracy", "precision", "recall", "f1", "f1_positive", "f1_macro", "log_loss"]
+SCORE_COLUMNS = ["accuracy", "precision", "recall", "f1", "f1_positive", "f1_macro", "log_loss",
+                 "roc_auc"]
 
 
 def classification_scores(y_true: np.ndarray, proba: np.ndarray,
@@ -26,7 +33,8 @@ def classification_scores(y_true: np.ndarray, proba: np.ndarray,
     dict
         accuracy; precision, recall and f1 weighted by support (the tutorial's
         numbers); f1_positive, the F1 of class code 1 (Kaggle's metric) for two
-        classes; f1_macro for more; and log_loss.
+        classes; f1_macro for more; log_loss; and roc_auc (one-vs-rest macro
+        for more than two classes; NaN when a class is absent from ``y_true``).
     """
     y_pred = np.argmax(proba, axis=1) if y_pred is None else y_pred
     n_classes = proba.shape[1]
@@ -41,4 +49,16 @@ def classification_scores(y_true: np.ndarray, proba: np.ndarray,
     clipped = np.clip(proba, 1e-15, 1)
     scores["log_loss"] = log_loss(y_true, clipped / clipped.sum(axis=1, keepdims=True),
                                   labels=np.arange(n_classes))
+    scores["roc_auc"] = roc_auc(y_true, proba)
     return {k: float(v) for k, v in scores.items()}
+
+
+def roc_auc(y_true: np.ndarray, proba: np.ndarray) -> float:
+    """ROC AUC of class-code predictions; NaN when some class has no true rows."""
+    n_classes = proba.shape[1]
+    if len(np.unique(y_true)) < n_classes:
+        return float("nan")
+    if n_classes == 2:
+        return float(roc_auc_score(y_true, proba[:, 1]))
+    rows = proba / np.clip(proba.sum(axis=1, keepdims=True), 1e-15, None)
+    return float(roc_auc_score(y_true, rows, multi_class="ovr", labels=np.arange(n_classes)))

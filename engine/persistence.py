@@ -12,7 +12,10 @@ Layout::
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import datetime as dt
+import errno
+import glob
 import hashlib
 import json
 import os
@@ -84,9 +87,13 @@ def save_ensemble(ensemble: Any, path: str | Path, data: dict[str, Any] | None =
     ``data`` (column names and the like) is kept in the manifest so that the
     CLI can read new files the way the training file was read.
 
-    Everything is written to a hidden sibling directory first, then swapped in
-    with renames, so a failed save leaves the previous model intact. An
-    existing directory is replaced only if it is a model directory (or empty).
+    Everything is written to a hidden sibling directory first, then exchanged
+    with the old directory in one atomic ``renameat2(RENAME_EXCHANGE)`` on
+    Linux, so a failed or killed save leaves the previous model intact. Saves
+    to one path take an exclusive lock (``.NAME.lock`` beside it): two
+    processes saving there at once are serialised, and the last one wins
+    whole. An existing directory is replaced only if it is a model directory
+    (or empty).
     """
     from sklearn.utils.validation import check_is_fitted
 
@@ -97,17 +104,69 @@ def save_ensemble(ensemble: Any, path: str | Path, data: dict[str, Any] | None =
         raise ModelDirectoryError(f"{path} exists and is not a model directory; "
                                   f"choose another output path")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
+    with _locked(path):
+        _remove_leftovers(path)
+        tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir()
+        try:
+            manifest = _write_contents(ensemble, tmp)
+            manifest["data"] = _describe(data or {})
+            (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
+            _fsync_tree(tmp)
+            _swap_in(tmp, path)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    """Hold an exclusive lock on ``path``'s lock file (released by the kernel if killed)."""
     try:
-        manifest = _write_contents(ensemble, tmp)
-        manifest["data"] = _describe(data or {})
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
-        _fsync_tree(tmp)
-        _swap_in(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        import fcntl
+    except ImportError:  # not POSIX: saves are still atomic, just not serialised
+        yield
+        return
+    with open(path.parent / f".{path.name}.lock", "a") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def _remove_leftovers(path: Path) -> None:
+    """Delete temporaries of saves that were killed (safe: we hold the lock)."""
+    if not path.exists():
+        _recover(path)
+    for sibling in path.parent.glob(f".{glob.escape(path.name)}.*-*"):
+        if sibling.is_dir() and sibling.name.rsplit("-", 1)[0] in (
+                f".{path.name}.tmp", f".{path.name}.old"):
+            shutil.rmtree(sibling, ignore_errors=True)
+
+
+def _recover(path: Path) -> bool:
+    """Put back a model that a save killed between two renames left aside (non-Linux)."""
+    for old in sorted(path.parent.glob(f".{glob.escape(path.name)}.old-*")):
+        if (old / MANIFEST).is_file() and not path.exists():
+            os.rename(old, path)
+            return True
+    return False
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically with Linux's renameat2; False where it is unavailable."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+        return False
+    raise OSError(code, os.strerror(code), str(b))
 
 
 def _write_contents(ensemble: Any, root: Path) -> dict[str, Any]:
@@ -143,6 +202,8 @@ def _write_contents(ensemble: Any, root: Path) -> dict[str, Any]:
                      "directory": "combiner"},
         "training": ensemble.training_,
         "scores": ensemble.scores_,
+        # Used by predict and submit; tuned on out-of-fold probabilities when threshold is a metric.
+        "threshold": getattr(ensemble, "threshold_", None),
         "files": files,
     }
 
@@ -155,6 +216,9 @@ def _fsync_tree(root: Path) -> None:
 
 
 def _swap_in(tmp: Path, path: Path) -> None:
+    if path.exists() and _exchange(tmp, path):
+        shutil.rmtree(tmp, ignore_errors=True)  # tmp now holds the old model
+        return
     old = None
     if path.exists():
         old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
@@ -188,6 +252,9 @@ def _inside(root: Path, relative: str) -> Path:
 def read_manifest(path: str | Path) -> dict[str, Any]:
     """The parsed manifest of the model at ``path``, with its format checked."""
     path = Path(path)
+    if not path.exists() and any(path.parent.glob(f".{glob.escape(path.name)}.old-*")):
+        with _locked(path):
+            _recover(path)
     if not path.is_dir():
         raise ModelDirectoryError(f"no model directory at {path}; train one with "
                                   f"`ensemble fit CONFIG.toml`")
@@ -209,10 +276,34 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
     return manifest
 
 
+PICKLE_SUFFIXES = {".pkl", ".pickle", ".joblib", ".dill", ".cloudpickle"}
+
+
+def _is_pickle(path: Path) -> bool:
+    """Pickle by name, or by the protocol 2-5 header a pickle file starts with."""
+    if path.suffix.lower() in PICKLE_SUFFIXES:
+        return True
+    with open(path, "rb") as handle:
+        head = handle.read(2)
+    return len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5
+
+
 def verify_files(path: Path, files: dict[str, str]) -> None:
-    """Check the sha256 of every file listed in the manifest."""
+    """Check the sha256 of every file listed in the manifest, and that nothing else is there."""
+    for found in sorted(path.rglob("*")):
+        relative = found.relative_to(path).as_posix()
+        if found.is_symlink():
+            raise ModelDirectoryError(f"'{relative}' in the model directory is a symbolic link; "
+                                      f"refusing to load")
+        if found.is_file() and relative != MANIFEST and relative not in files:
+            raise ModelDirectoryError(f"unexpected file '{relative}' in {path}: it is not in the "
+                                      f"manifest; refusing to load a model that was added to")
     for relative, expected in files.items():
         full = _inside(path, relative)
+        if full.is_file() and _is_pickle(full):
+            raise ModelDirectoryError(f"model file '{relative}' is a pickle, which could run code "
+                                      f"when loaded; ensemble-engine never writes or reads "
+                                      f"pickles: refusing to load")
         if not full.is_file():
             raise ModelDirectoryError(f"model file '{relative}' is missing from {path}")
         if sha256_file(full) != expected:
@@ -276,6 +367,7 @@ def load_ensemble(path: str | Path, trusted: Iterable[str] = ()) -> Any:
         ensemble.classes_ = _decode_classes(manifest["classes"])
         ensemble.oof_, ensemble.y_codes_, ensemble.oof_features_ = oof, codes, features
         ensemble.training_, ensemble.scores_ = manifest["training"], manifest["scores"]
+        ensemble.threshold_ = manifest.get("threshold")
     except EnsembleError:  # already says what is wrong and what to do
         raise
     except (KeyError, TypeError, ValueError, OSError) as exc:

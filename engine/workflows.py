@@ -17,15 +17,16 @@ from engine.kaggle import write_submission
 MODELS_DIR = Path("models")
 
 
-def read_labelled(path: Path | None, data: DataConfig) -> pd.DataFrame:
-    """Read a training table and check that its text and label columns exist."""
+def read_labelled(path: Path | None, data: DataConfig,
+                  extra: list[str] | None = None) -> pd.DataFrame:
+    """Read a training table and check that its text, label and ``extra`` columns exist."""
     if path is None:
         from engine.errors import ConfigError
 
         raise ConfigError("the config has no [data] train = \"path/to/train.csv\"")
     frame = read_table(path)
     text = [data.text] if isinstance(data.text, str) else list(data.text)
-    require_columns(frame, [*text, data.label], path.name)
+    require_columns(frame, [*text, *(extra or []), data.label], path.name)
     return frame
 
 
@@ -34,43 +35,72 @@ def data_settings(data: DataConfig) -> dict[str, Any]:
     return {"text": data.text, "label": data.label, "id": data.id, "fill_na": data.fill_na}
 
 
-def fit_config(config: Config, output: str | Path | None = None) -> tuple[Ensemble, Path]:
+def _member_columns(config: Config) -> list[str]:
+    return [c for cols in config.member_text.values()
+            for c in ([cols] if isinstance(cols, str) else cols)]
+
+
+def fit_config(config: Config, output: str | Path | None = None,
+               **overrides: Any) -> tuple[Ensemble, Path]:
     """Fit the config's ensemble on all its training rows and save it.
+
+    ``overrides`` replace the config's [ensemble] settings (``verbose``, ``threshold``, ...).
 
     Returns
     -------
     (Ensemble, Path)
         The fitted ensemble and the model directory (``models/<name>`` by default).
     """
-    ensemble = config.build_ensemble()
-    frame = read_labelled(config.data.train, config.data)
+    ensemble = config.build_ensemble(**overrides)
+    frame = read_labelled(config.data.train, config.data, _member_columns(config))
     ensemble.fit(frame, frame[config.data.label])
     path = Path(output) if output else MODELS_DIR / config.name
     ensemble.save(path, data_settings(config.data))
     return ensemble, path
 
 
-def holdout_table(config: Config) -> tuple[pd.DataFrame, Ensemble]:
-    """Fit on the config's training split and score every member and combiner on the rest."""
-    frame = read_labelled(config.data.train, config.data)
+def holdout_table(config: Config, **overrides: Any
+                  ) -> tuple[pd.DataFrame, Ensemble, pd.DataFrame]:
+    """Fit on the config's training split and score every member and combiner on the rest.
+
+    Returns
+    -------
+    (DataFrame, Ensemble, DataFrame)
+        The leaderboard (with the config's reference rows), the ensemble fitted
+        on the training split, and the validation rows.
+    """
+    frame = read_labelled(config.data.train, config.data, _member_columns(config))
     train, valid = holdout_split(frame, config.data.validation_split, config.data.split_seed)
-    ensemble = config.build_ensemble().fit(train, train[config.data.label])
+    ensemble = config.build_ensemble(**overrides).fit(train, train[config.data.label])
     table = evaluate(ensemble, valid, valid[config.data.label])
     reference = pd.DataFrame(config.reference).set_index("name") if config.reference else None
     if reference is not None:
         reference.insert(0, "kind", "reference")
         table = pd.concat([reference, table])
     table.attrs.update(n_train=len(train), n_valid=len(valid))
-    return table, ensemble
+    return table, ensemble, valid
 
 
 def run_demo(config: Config, output: str | Path | None = None,
-             submission: str | Path = "submission.csv") -> dict[str, Any]:
-    """The demo: holdout table, refit on all rows, save, and a validated Kaggle submission."""
+             submission: str | Path = "submission.csv", report: str | Path | None = None,
+             **overrides: Any) -> dict[str, Any]:
+    """The demo: holdout table and report, refit on all rows, save, and a Kaggle submission.
+
+    The report evaluates the ensemble fitted on the training split on the
+    validation rows, so its numbers are honest; the saved model is refitted on all rows.
+    """
+    from engine.report import write_report
+
     start = time.perf_counter()
-    table, _ = holdout_table(config)
-    ensemble, path = fit_config(config, output)
-    result: dict[str, Any] = {"table": table, "model": path, "submission": None}
+    table, holdout, valid = holdout_table(config, **overrides)
+    result: dict[str, Any] = {"table": table, "submission": None, "report": None}
+    if report is not None:
+        result["report"] = write_report(
+            holdout, valid, valid[config.data.label], report, title=f"{config.name}: validation",
+            source=f"{len(valid)} validation rows of {config.data.train.name} "
+                   f"(trained on {table.attrs['n_train']})")
+    ensemble, path = fit_config(config, output, **overrides)
+    result["model"] = path
     if config.data.test is not None and config.data.sample_submission is not None:
         test = read_table(config.data.test)
         sample = read_table(config.data.sample_submission)

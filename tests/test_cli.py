@@ -8,7 +8,8 @@ import pytest
 
 from engine.cli import build_parser, main
 
-COMMANDS = ["fit", "predict", "evaluate", "recombine", "submit", "plugins", "cache", "demo"]
+COMMANDS = ["fit", "predict", "evaluate", "report", "recombine", "submit", "plugins", "cache",
+            "demo"]
 
 
 @pytest.fixture(scope="module")
@@ -152,3 +153,43 @@ def test_console_script_exits_nonzero_without_traceback(tmp_path):
                             stdin=subprocess.DEVNULL)
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
+def _run_on_terminal(argv: list[str]) -> str:
+    """Run the CLI with stdout and stderr on a pseudo-terminal; returns what it showed."""
+    import os
+    import pty
+
+    main_fd, child_fd = pty.openpty()
+    process = subprocess.Popen([sys.executable, "-m", "engine.cli", *argv],
+                               stdin=subprocess.DEVNULL, stdout=child_fd, stderr=child_fd,
+                               close_fds=True)
+    os.close(child_fd)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(main_fd, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    assert process.wait(timeout=300) == 0
+    os.close(main_fd)
+    return b"".join(chunks).decode("utf-8", "replace")
+
+
+def test_fit_shows_a_progress_bar_on_a_terminal_unless_quiet(workspace):
+    shown = _run_on_terminal(["fit", str(workspace / "config.toml"), "-o",
+                              str(workspace / "model-tty")])
+    assert "8/8" in shown and "elapsed" in shown and "left" in shown  # 2 members x (3 folds + 1)
+    quiet = _run_on_terminal(["fit", str(workspace / "config.toml"), "-o",
+                              str(workspace / "model-tty"), "--quiet"])
+    assert "elapsed" not in quiet and "saved" in quiet
+
+
+def test_no_progress_bar_when_output_is_not_a_terminal(workspace):
+    result = subprocess.run([sys.executable, "-m", "engine.cli", "fit",
+                             str(workspace / "config.toml"), "-o", str(workspace / "model-pipe")],
+                            capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0 and "elapsed" not in result.stdout + result.stderr

@@ -1,7 +1,6 @@
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,25 +12,7 @@ from engine.features import FeatureCache
 from engine.registry import get_registry
 from engine.testing import check_plugin, make_text_dataset
 from plugins.sentence_encoder import SentenceEncoderClassifier as USEMember
-
-
-def build_savedmodel(path: Path, dim: int = 512) -> Path:
-    """A tiny TF Hub-style module: a batch of strings -> (n, dim) float32."""
-    import tensorflow as tf
-
-    class Encoder(tf.Module):
-        def __init__(self):
-            self.table = tf.Variable(tf.random.stateless_normal([500, dim], seed=[1, 2]))
-
-        @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
-        def __call__(self, texts):
-            ids = tf.strings.to_hash_bucket_fast(tf.strings.split(tf.strings.lower(texts)), 500)
-            summed = tf.reduce_sum(tf.gather(self.table, ids), axis=1)
-            count = tf.cast(ids.row_lengths(), tf.float32)[:, None] + 1.0
-            return summed / count
-
-    tf.saved_model.save(Encoder(), str(path))
-    return path
+from tests.helpers import build_savedmodel
 
 
 @pytest.fixture(scope="module")

@@ -69,6 +69,15 @@ class Combiner(BaseEstimator):
         """
         return self.predict_proba(P, features)
 
+    def predict_cost(self, member_seconds: Mapping[str, float], P: np.ndarray) -> float:
+        """Seconds the members need to predict the rows behind ``P`` for this combiner.
+
+        ``member_seconds`` is each member's time on all rows. Combiners that
+        consult only some members for some rows (a cascade) return less than
+        the sum.
+        """
+        return float(sum(member_seconds[m] for m in self.members_))
+
     def save(self, directory: str | Path) -> None:
         save_state(self, directory)
 

@@ -1,0 +1,129 @@
+"""Gather what the report shows: leaderboard, figures, per-class scores, most-wrong rows."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import precision_recall_fscore_support
+
+from engine import __version__
+from engine.evaluation import encode_known, score_models
+from engine.report import figures
+from engine.report.html import Section, render
+
+
+def _labels(ensemble: Any) -> list[str]:
+    return [str(c.item() if hasattr(c, "item") else c) for c in ensemble.classes_]
+
+
+def per_class_scores(y: np.ndarray, pred: np.ndarray, labels: list[str]) -> pd.DataFrame:
+    """Precision, recall, F1 and support per class."""
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y, pred, labels=range(len(labels)), zero_division=0)
+    return pd.DataFrame({"precision": precision, "recall": recall, "f1": f1,
+                         "support": support}, index=pd.Index(labels, name="class"))
+
+
+def most_wrong(texts: list[str], y: np.ndarray, pred: np.ndarray, proba: np.ndarray,
+               labels: list[str], n: int = 10) -> dict[str, pd.DataFrame]:
+    """The wrong predictions the ensemble was surest of.
+
+    For two classes: false positives with the highest probability of the
+    positive class and false negatives with the lowest. For more: the wrong
+    rows with the highest probability of the predicted class.
+    """
+    wrong = np.flatnonzero(pred != y)
+
+    def frame(rows: np.ndarray, confidence: np.ndarray) -> pd.DataFrame:
+        return pd.DataFrame({"text": [texts[i] for i in rows],
+                             "true": [labels[y[i]] for i in rows],
+                             "predicted": [labels[pred[i]] for i in rows],
+                             "probability of predicted": np.round(confidence, 4)})
+
+    if len(labels) == 2:
+        fp = wrong[pred[wrong] == 1]
+        fn = wrong[pred[wrong] == 0]
+        fp = fp[np.argsort(-proba[fp, 1], kind="stable")][:n]
+        fn = fn[np.argsort(proba[fn, 1], kind="stable")][:n]
+        return {"false positives (most confident)": frame(fp, proba[fp, 1]),
+                "false negatives (most confident)": frame(fn, proba[fn, 0])}
+    confidence = proba[wrong, pred[wrong]]
+    order = wrong[np.argsort(-confidence, kind="stable")][:n]
+    return {"wrong predictions (most confident)": frame(order, proba[order, pred[order]])}
+
+
+def build_report(ensemble: Any, X: Any, y: Any, title: str = "ensemble report",
+                 source: str = "") -> str:
+    """The report as one self-contained HTML string (figures embedded as PNG).
+
+    Parameters
+    ----------
+    ensemble : Ensemble
+        Fitted.
+    X, y : labelled data to evaluate on (not the training rows, for honest numbers).
+    title : str
+    source : str
+        Where the data came from, shown under the title.
+
+    Returns
+    -------
+    str
+    """
+    codes = encode_known(ensemble.classes_, y)
+    table, outputs = score_models(ensemble, X, y)
+    labels = _labels(ensemble)
+    metric = "f1_positive" if len(labels) == 2 else "f1_macro"
+    own = next(name for name in table.index if str(name).startswith("ensemble ("))
+    pred, proba = outputs[own]
+    sections = [
+        Section("Leaderboard", table=table,
+                text=f"{len(codes)} rows; models sorted by {metric.replace('_', ' ')}. Members "
+                     f"predict alone; combiners reuse the members' predictions. fit s = seconds "
+                     f"to fit on all training rows; ms/row = prediction time."),
+        Section(f"{metric.replace('_', ' ')} by model",
+                images=[figures.f1_bars(table, metric)]),
+        Section("Score against prediction time",
+                images=[figures.speed_vs_score(table, metric)],
+                text="One point per member and combiner: the best trade-offs sit top-left."),
+        Section("Confusion matrices", images=[figures.confusion_matrices(
+            {name: p for name, (p, _) in outputs.items()}, codes, labels)],
+            text="Rows: true class; columns: predicted class."),
+    ]
+    scores = per_class_scores(codes, pred, labels)
+    sections.append(Section(f"Per-class precision and recall: {own}", table=scores,
+                            images=[figures.per_class(scores)]))
+    histories = {name: member.history_ for name, member in ensemble.members_.items()
+                 if getattr(member, "history_", None)}
+    if histories:
+        sections.append(Section("Training curves of the Keras members",
+                                images=[figures.training_curves(histories)],
+                                text="Dashed: the validation split Keras held out while "
+                                     "fitting on all training rows."))
+    if len(labels) == 2:
+        threshold = ensemble.threshold_ if getattr(ensemble, "threshold_", None) is not None \
+            else 0.5
+        sections.append(Section("Precision/recall curve", images=[
+            figures.precision_recall(codes, proba[:, 1], threshold)],
+            text=f"Decision threshold {threshold:.3f} on the probability of '{labels[1]}'"
+                 + (" (tuned on out-of-fold predictions)."
+                    if getattr(ensemble, "threshold_", None) is not None else " (argmax).")))
+    texts = next(iter(ensemble.member_texts(X).values()))
+    for heading, rows in most_wrong(texts, codes, pred, proba, labels).items():
+        sections.append(Section(heading.capitalize(), table=rows, index=False))
+    subtitle = (f"{source} · ensemble-engine {__version__} · "
+                f"{dt.datetime.now().isoformat(timespec='seconds')}")
+    return render(title, subtitle, sections)
+
+
+def write_report(ensemble: Any, X: Any, y: Any, path: str | Path, **kwargs: Any) -> Path:
+    """Write :func:`build_report` to ``path`` atomically; returns the path."""
+    from engine.persistence import atomic_write
+
+    html = build_report(ensemble, X, y, **kwargs)
+    with atomic_write(path, encoding="utf-8") as handle:
+        handle.write(html)
+    return Path(path)
