@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint install browser clean
+.PHONY: demo test bench reliability install browser clean
 
 $(BIN)/ensemble: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,14 @@ browser:
 test: install browser  ## create the environment, lint, run the test suite
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
+
+bench: install  ## members, engine overhead, streaming at 1M rows -> benchmarks/results/ (< 20 min)
+	$(BIN)/python benchmarks/members.py
+	$(BIN)/python benchmarks/overhead.py
+	$(BIN)/python benchmarks/streaming.py
+
+reliability: install browser  ## hostile inputs and kill -9 cycles at scale -> results/reliability.md
+	$(BIN)/python benchmarks/reliability.py
 
 clean:
 	rm -rf $(VENV) models/disaster-tweets submission.csv

@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from engine import __version__
+from engine.streaming import DEFAULT_CHUNK_SIZE
 from engine.tables import make_console
 
 console = make_console()
@@ -19,9 +20,12 @@ err_console = make_console(stderr=True)
 
 
 def _load(args: argparse.Namespace):
-    from engine.persistence import load_ensemble
+    from engine.streaming import loaded
 
-    return load_ensemble(args.model, trusted=args.trust or ())
+    if getattr(args, "cache_features", False):
+        os.environ["ENSEMBLE_CACHE_PREDICTIONS"] = "1"
+    # the same cached object the chunked prediction uses: the model is loaded once
+    return loaded(str(Path(args.model).resolve()), tuple(args.trust or ()))
 
 
 def _settings(model, args: argparse.Namespace) -> dict:
@@ -45,6 +49,9 @@ def _overrides(args: argparse.Namespace) -> dict:
         overrides["threshold"] = _threshold(args.threshold)
     if getattr(args, "n_jobs", None) is not None:
         overrides["n_jobs"] = args.n_jobs
+    if getattr(args, "backend", None) is not None:
+        overrides["backend"] = args.backend
+        overrides["scheduler"] = args.scheduler
     return overrides
 
 
@@ -71,22 +78,24 @@ def cmd_fit(args: argparse.Namespace) -> None:
     console.print(f"saved {path}")
 
 
+def _chunks(model, args: argparse.Namespace, settings: dict):
+    from engine.streaming import predict_chunks
+
+    return predict_chunks(args.model, args.data, {"text": settings["text"],
+                                                  "fill_na": settings["fill_na"]},
+                          args.chunk_size, args.n_jobs, tuple(args.trust or ()))
+
+
 def cmd_predict(args: argparse.Namespace) -> None:
-    from engine.data import read_table
-    from engine.persistence import atomic_write
+    from engine.streaming import write_predictions
 
     model = _load(args)
     settings = _settings(model, args)
-    frame = read_table(args.data)
-    labels, proba = _reading(model, settings).predict_with_proba(frame)
-    out = pd.DataFrame({"label": labels})
-    if settings["id"] and settings["id"] in frame.columns:
-        out.insert(0, settings["id"], frame[settings["id"]].to_numpy())
-    for k, cls in enumerate(model.classes_):
-        out[f"proba_{cls}"] = proba[:, k]
-    with atomic_write(args.output, newline="") as handle:
-        out.to_csv(handle, index=False)
-    console.print(f"wrote {len(out)} predictions to {args.output}")
+    rows = write_predictions(args.model, args.data, args.output,
+                             {"text": settings["text"], "fill_na": settings["fill_na"]},
+                             settings["id"], args.chunk_size, args.n_jobs,
+                             tuple(args.trust or ()))
+    console.print(f"wrote {rows} predictions to {args.output}")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -147,9 +156,9 @@ def cmd_submit(args: argparse.Namespace) -> None:
         raise ValueError("--message goes with --competition NAME (e.g. nlp-getting-started)")
     model = _load(args)
     settings = _settings(model, args)
-    test, sample = read_table(args.data), read_table(args.sample)
-    submission = write_submission(_reading(model, settings), test, sample, args.output,
-                                  settings["id"] if settings["id"] in test.columns else None)
+    sample = read_table(args.sample)
+    submission = write_submission(model, None, sample, args.output, settings["id"],
+                                  chunks=_chunks(model, args, settings))
     balance = submission.iloc[:, 1].value_counts(normalize=True).sort_index()
     shares = ", ".join(f"{k}: {100 * v:.1f}%" for k, v in balance.items())
     threshold = getattr(model, "threshold_", None)
@@ -252,6 +261,16 @@ def build_parser() -> argparse.ArgumentParser:
                        help="also trust this type in the model's skops files (repeatable)")
         return p
 
+    def chunk_option(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--chunk-size", dest="chunk_size", type=int, default=DEFAULT_CHUNK_SIZE,
+                       help=f"rows read, predicted and written at a time (default "
+                            f"{DEFAULT_CHUNK_SIZE}); memory does not grow with the file")
+        p.add_argument("--n-jobs", dest="n_jobs", type=int,
+                       help="predict chunks in this many worker processes (each loads the "
+                            "model once)")
+        p.add_argument("--cache-features", dest="cache_features", action="store_true",
+                       help="also store the embeddings of these texts in the feature cache")
+
     p = sub.add_parser("fit", help="fit the ensemble a TOML config describes and save it",
                        description="Fit the ensemble a TOML config describes on all training "
                                    "rows and save it (models/<name>/ by default).")
@@ -261,10 +280,14 @@ def build_parser() -> argparse.ArgumentParser:
                                        "(f1, accuracy, balanced_accuracy, mcc), fix it (0.4), "
                                        "or 'none' for the most probable class")
     p.add_argument("--n-jobs", dest="n_jobs", type=int, help="fit members and folds in parallel")
+    p.add_argument("--backend", choices=["loky", "threading", "dask"],
+                   help="where the parallel fits run (dask: on the cluster at --scheduler)")
+    p.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://10.0.0.5:8786")
     p.set_defaults(func=cmd_fit)
 
     p = model_command("predict", "predict labels and class probabilities for a CSV file")
     p.add_argument("-o", "--output", required=True, help="CSV to write")
+    chunk_option(p)
     p.set_defaults(func=cmd_predict)
 
     p = model_command("evaluate", "leaderboard of every member and combiner on a labelled CSV "
@@ -293,6 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--competition", help="also upload to this Kaggle competition, e.g. "
                                          "nlp-getting-started (needs Kaggle API credentials)")
     p.add_argument("--message", help="the submission's description on Kaggle")
+    chunk_option(p)
     p.set_defaults(func=cmd_submit)
 
     p = sub.add_parser("plugins", help="list registered plugins, combiners and encoders",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +12,17 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from engine.errors import DataError, did_you_mean
+
+CSV_ERRORS = (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError)
+
+
+def _csv_error(path: Path, exc: Exception) -> DataError:
+    """A one-line DataError saying why ``path`` could not be read and what to do."""
+    if isinstance(exc, UnicodeDecodeError):
+        return DataError(f"{path.name} is not UTF-8 text (byte {exc.start}: {exc.reason}); "
+                         f"save it as UTF-8 CSV and try again")
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return DataError(f"cannot read {path.name} as CSV: {first}")
 
 
 def read_table(path: str | Path, **kwargs: Any) -> pd.DataFrame:
@@ -22,12 +33,21 @@ def read_table(path: str | Path, **kwargs: Any) -> pd.DataFrame:
     try:
         # utf-8-sig drops a byte-order mark that would otherwise rename the first column.
         return pd.read_csv(path, encoding="utf-8-sig", **kwargs)
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path.name} is not UTF-8 text (byte {exc.start}: {exc.reason}); "
-                        f"save it as UTF-8 CSV and try again") from exc
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DataError(f"cannot read {path.name} as CSV: {first}") from exc
+    except CSV_ERRORS as exc:
+        raise _csv_error(path, exc) from exc
+
+
+def read_chunks(path: str | Path, chunk_size: int) -> Iterator[pd.DataFrame]:
+    """Read a CSV file ``chunk_size`` rows at a time, with :func:`read_table`'s errors."""
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+        raise DataError(f"chunk size must be a positive number of rows, got {chunk_size!r}")
+    path = Path(path)
+    reader = read_table(path, chunksize=chunk_size)
+    try:
+        with reader:
+            yield from reader
+    except CSV_ERRORS as exc:
+        raise _csv_error(path, exc) from exc
 
 
 def require_columns(frame: pd.DataFrame, columns: Sequence[str], where: str = "data") -> None:

@@ -18,7 +18,9 @@ from engine import registry
 from engine.combiners.base import Combiner
 from engine.data import check_folds, data_hash, encode_labels, numeric_columns, select_texts
 from engine.errors import ConfigError
+from engine.features import filling_on_predict
 from engine.metrics import classification_scores
+from engine.parallel import check_backend, fit_backend, limit_threads
 from engine.progress import fit_progress
 from engine.thresholds import best_threshold, check_threshold
 
@@ -70,15 +72,19 @@ def _seeded(estimator: Any, random_state: int | None) -> Any:
 
 
 def _fit_one(job: tuple[str, int | None], member: Any, texts: list[str], codes: np.ndarray,
-             train: np.ndarray | None, predict: np.ndarray | None
+             train: np.ndarray | None, predict: np.ndarray | None, threads: int | None = None
              ) -> tuple[tuple[str, int | None], Any, np.ndarray | None, float]:
     """Fit a clone on the ``train`` rows (all when None); predict the ``predict`` rows."""
+    limit_threads(threads)
     member = clone(member)
     rows = np.arange(len(texts)) if train is None else train
     start = time.perf_counter()
     member.fit([texts[i] for i in rows], codes[rows])
     seconds = time.perf_counter() - start
-    proba = None if predict is None else member.predict_proba([texts[i] for i in predict])
+    if predict is None:
+        return job, member, None, seconds
+    with filling_on_predict():  # held-out folds are training texts: worth caching
+        proba = member.predict_proba([texts[i] for i in predict])
     return job, member, proba, seconds
 
 
@@ -109,7 +115,13 @@ class Ensemble(ClassifierMixin, BaseEstimator):
     fill_na : str or None, default=None
         Replacement for missing texts; missing texts are an error when None.
     n_jobs : int or None, default=None
-        Fit members and folds in parallel with joblib.
+        Fit members and folds in parallel with joblib (-1: all cores). Each
+        worker process gets cores / n_jobs threads (TensorFlow included).
+    backend : {"loky", "threading", "dask"} or None, default=None
+        joblib's backend for those fits; ``"dask"`` runs them on the
+        dask.distributed cluster at ``scheduler``.
+    scheduler : str or None, default=None
+        Address of a running Dask scheduler, e.g. ``"tcp://10.0.0.5:8786"``.
     threshold : str, float or None, default=None
         Binary tasks only. A metric name (``"f1"``, ``"accuracy"``,
         ``"balanced_accuracy"``, ``"mcc"``) chooses the decision threshold on the
@@ -153,7 +165,8 @@ class Ensemble(ClassifierMixin, BaseEstimator):
                  random_state: int | None = None, text: str | Sequence[str] = "text",
                  member_text: Mapping[str, str | Sequence[str]] | None = None,
                  fill_na: str | None = None, n_jobs: int | None = None,
-                 threshold: str | float | None = None, verbose: bool = False) -> None:
+                 threshold: str | float | None = None, verbose: bool = False,
+                 backend: str | None = None, scheduler: str | None = None) -> None:
         self.members = members
         self.combiner = combiner
         self.cv = cv
@@ -164,6 +177,8 @@ class Ensemble(ClassifierMixin, BaseEstimator):
         self.n_jobs = n_jobs
         self.threshold = threshold
         self.verbose = verbose
+        self.backend = backend
+        self.scheduler = scheduler
 
     # -- fitting -----------------------------------------------------------------
 
@@ -181,6 +196,7 @@ class Ensemble(ClassifierMixin, BaseEstimator):
             raise ConfigError(f"member_text names {unknown}, which are not members "
                               f"({', '.join(self.members)})")
         check_threshold(self.threshold)
+        check_backend(self.backend, self.scheduler)
         return {name: _seeded(build_member(spec), self.random_state)
                 for name, spec in self.members.items()}
 
@@ -211,15 +227,15 @@ class Ensemble(ClassifierMixin, BaseEstimator):
                      .split(np.zeros(len(codes)), codes))
 
         jobs = [(name, fold) for name in members for fold in [*range(len(folds)), None]]
-        results = Parallel(n_jobs=self.n_jobs, return_as="generator_unordered")(
-            delayed(_fit_one)(job, members[job[0]], texts[job[0]], codes,
-                              None if job[1] is None else folds[job[1]][0],
-                              None if job[1] is None else folds[job[1]][1])
-            for job in jobs)
-
         oof = np.zeros((len(members), len(codes), len(classes)))
         self.members_, self.fit_seconds_ = {}, {}
-        with fit_progress(len(jobs), self.verbose) as bar:
+        with fit_backend(self.backend, self.scheduler, self.n_jobs) as (n_jobs, threads), \
+                fit_progress(len(jobs), self.verbose) as bar:
+            results = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(
+                delayed(_fit_one)(job, members[job[0]], texts[job[0]], codes,
+                                  None if job[1] is None else folds[job[1]][0],
+                                  None if job[1] is None else folds[job[1]][1], threads)
+                for job in jobs)
             for (name, fold), fitted, proba, seconds in results:
                 if fold is None:
                     self.members_[name], self.fit_seconds_[name] = fitted, seconds
@@ -320,22 +336,42 @@ class Ensemble(ClassifierMixin, BaseEstimator):
 
     def _predict_codes(self, P: np.ndarray, features: np.ndarray | None
                        ) -> tuple[np.ndarray, np.ndarray]:
+        """Codes and probabilities from all members' probabilities ``P`` (for evaluation)."""
         proba = self.combiner_.predict_proba(P, features)
         if getattr(self, "threshold_", None) is not None:
             return self._decide(proba), proba
         return self.combiner_.predict(P, features), proba
 
+    def _predict(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Codes and probabilities, running only the members (and rows) the combiner needs."""
+        check_is_fitted(self)
+        texts = self.member_texts(X)
+        names = list(self.members_)
+        n_rows = len(texts[names[0]])
+
+        def proba_of(m: int, rows: np.ndarray | None) -> np.ndarray:
+            member_texts = texts[names[m]]
+            if rows is not None:
+                member_texts = [member_texts[i] for i in rows]
+            return self.members_[names[m]].predict_proba(member_texts)
+
+        features = numeric_columns(X, getattr(self.combiner_, "passthrough", None))
+        codes, proba = self.combiner_.predict_from(proba_of, n_rows, features)
+        if getattr(self, "threshold_", None) is not None:
+            codes = self._decide(proba)
+        return codes, proba
+
     def predict_proba(self, X: Any) -> np.ndarray:
         """Combined probabilities, shape (n_rows, n_classes); column k is ``classes_[k]``."""
-        return self.combiner_.predict_proba(*self._combine(X))
+        return self._predict(X)[1]
 
     def predict(self, X: Any) -> np.ndarray:
         """Predicted labels, in the type of the training labels (``threshold_`` applied)."""
-        return self.classes_[self._predict_codes(*self._combine(X))[0]]
+        return self.classes_[self._predict(X)[0]]
 
     def predict_with_proba(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
         """Labels and probabilities from one pass over the members."""
-        codes, proba = self._predict_codes(*self._combine(X))
+        codes, proba = self._predict(X)
         return self.classes_[codes], proba
 
     def leaderboard(self, X: Any = None, y: Any = None,

@@ -10,12 +10,14 @@ The cache lives in ``$ENSEMBLE_CACHE_DIR`` or ``~/.cache/ensemble-engine/feature
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import hashlib
 import os
 import shutil
 import uuid
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +26,29 @@ from engine.encoder import Encoder
 
 DIGEST = 16  # bytes of blake2b checksum at the end of each entry
 MEMORY_ENTRIES = 200_000  # about 400 MB of 512-d vectors kept in memory per process
+
+# Prediction reads the cache but fills it only when asked: by the engine while it predicts
+# held-out folds during fit (those texts are training data), or by the user
+# (ENSEMBLE_CACHE_PREDICTIONS=1, the CLI's --cache-features).
+_fill_on_predict: contextvars.ContextVar[bool] = contextvars.ContextVar("fill_on_predict",
+                                                                        default=False)
+
+
+@contextlib.contextmanager
+def filling_on_predict() -> Iterator[None]:
+    """Within this block, predictions store the embeddings they compute."""
+    token = _fill_on_predict.set(True)
+    try:
+        yield
+    finally:
+        _fill_on_predict.reset(token)
+
+
+def fill_on_predict() -> bool:
+    """Whether a prediction should store the embeddings it computes."""
+    return _fill_on_predict.get() or os.environ.get("ENSEMBLE_CACHE_PREDICTIONS", "").lower() \
+        in ("1", "true", "yes")
+
 
 # Entries already read or written by this process, by cache folder then text key:
 # fold after fold reads the same rows, and a disk read costs more than the lookup.

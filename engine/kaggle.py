@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -79,12 +80,35 @@ def validate_submission(submission: pd.DataFrame, sample: pd.DataFrame) -> None:
                             f"sample's is {sample[column].dtype}")
 
 
-def write_submission(ensemble: Any, test: pd.DataFrame, sample: pd.DataFrame,
-                     path: str | Path, id_column: str | None = None) -> pd.DataFrame:
-    """Predict ``test`` and write a validated Kaggle submission to ``path`` atomically."""
-    id_column = id_column or sample.columns[0]
-    require_columns(test, [id_column], "the test data")
-    submission = build_submission(test[id_column], ensemble.predict(test), sample)
+def write_submission(ensemble: Any, test: pd.DataFrame | None, sample: pd.DataFrame,
+                     path: str | Path, id_column: str | None = None,
+                     chunks: Iterable[tuple[pd.DataFrame, pd.DataFrame]] | None = None
+                     ) -> pd.DataFrame:
+    """Predict ``test`` and write a validated Kaggle submission to ``path`` atomically.
+
+    Instead of ``test``, ``chunks`` may give ``(rows, predictions)`` pairs as
+    :func:`engine.streaming.predict_chunks` yields them; only ids and labels
+    are kept, so memory does not grow with the texts.
+    """
+    def id_of(frame: pd.DataFrame) -> str:
+        # the model's id column, else the sample's (Kaggle names them alike)
+        if id_column and id_column in frame.columns:
+            return id_column
+        return sample.columns[0] if sample.columns[0] in frame.columns else (id_column or
+                                                                             sample.columns[0])
+
+    if chunks is None:
+        require_columns(test, [id_of(test)], "the test data")
+        ids, labels = test[id_of(test)], ensemble.predict(test)
+    else:
+        id_parts, label_parts = [], []
+        for rows, predictions in chunks:
+            require_columns(rows, [id_of(rows)], "the test data")
+            id_parts.append(rows[id_of(rows)])
+            label_parts.append(predictions["label"].to_numpy())
+        ids = pd.concat(id_parts, ignore_index=True)
+        labels = np.concatenate(label_parts)
+    submission = build_submission(ids, labels, sample)
     validate_submission(submission, sample)
     with atomic_write(path, newline="") as handle:
         submission.to_csv(handle, index=False)

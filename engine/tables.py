@@ -12,7 +12,7 @@ from rich.table import Table
 PERCENT = {"accuracy"}
 LABELS = {"accuracy": "accuracy %", "f1": "F1 weighted", "f1_positive": "F1 positive",
           "f1_macro": "F1 macro", "log_loss": "log loss", "fit_s": "fit s",
-          "predict_ms_per_row": "ms/row"}
+          "predict_ms_per_row": "ms/row", "roc_auc": "ROC AUC"}
 
 
 def _cell(column: str, value: object) -> str:

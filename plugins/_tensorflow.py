@@ -33,4 +33,21 @@ def import_tensorflow() -> Any:
     import tensorflow as tf
 
     tf.get_logger().setLevel("ERROR")
+    _limit_threads(tf)
     return tf
+
+
+def _limit_threads(tf: Any) -> None:
+    """Honour ENSEMBLE_THREADS, which the engine sets in parallel workers.
+
+    Without it, every worker's TensorFlow would start one thread per core and
+    n_jobs workers would oversubscribe the machine n_jobs times.
+    """
+    threads = os.environ.get("ENSEMBLE_THREADS")
+    if not threads:
+        return
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(int(threads))
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:  # the runtime started already in this process: too late to change
+        pass

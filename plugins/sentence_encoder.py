@@ -13,7 +13,7 @@ from sklearn.linear_model import LogisticRegression
 from engine import ModelPlugin, hookimpl
 from engine.encoder import Encoder
 from engine.errors import ConfigError
-from engine.features import FeatureCache
+from engine.features import FeatureCache, fill_on_predict
 from engine.protocol import proba_by_code
 from engine.registry import get_registry
 from engine.state_io import load_state, save_state
@@ -86,9 +86,11 @@ class SentenceEncoderClassifier(ModelPlugin):
         cls = get_registry().get_encoder(self.backend)
         return cls(handle=self.handle) if self.handle is not None else cls()
 
-    def _embed(self, texts: list[str]) -> np.ndarray:
+    def _embed(self, texts: list[str], write: bool = True) -> np.ndarray:
         encoder = self.encoder()
-        return FeatureCache().encode(encoder, texts) if self.cache else encoder.encode(texts)
+        if not self.cache:
+            return encoder.encode(texts)
+        return FeatureCache().encode(encoder, texts, write=write)
 
     def _check_params(self) -> None:
         if self.head not in HEADS:
@@ -113,7 +115,8 @@ class SentenceEncoderClassifier(ModelPlugin):
         texts = self._validate_predict(X)
         if not texts:
             return np.zeros((0, self.n_classes_))
-        features = self._embed(texts)
+        # A million new tweets a day would fill the disk with vectors nobody reads again.
+        features = self._embed(texts, write=fill_on_predict())
         if self.head == "logistic":
             return proba_by_code(self.head_, features, self.n_classes_)
         out = np.asarray(self.head_.predict(features, verbose=0), dtype=np.float64)

@@ -1,17 +1,14 @@
 import os
 import re
-import shutil
-from pathlib import Path
 
 import pytest
 
 from engine import Ensemble
 from engine.cli import main
 from engine.report import build_report, write_report
+from tests.helpers import chromium_path, render_in_browser
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-BROWSER_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM = chromium_path()
 
 
 @pytest.fixture(scope="module")
@@ -59,26 +56,11 @@ def test_report_command_writes_the_file(report_inputs, tmp_path, capsys):
 @pytest.mark.skipif(not CHROMIUM and not os.environ.get("CI"),
                     reason="needs Debian's chromium (make test installs it)")
 def test_report_renders_in_a_real_browser(report_inputs, tmp_path):
-    """Every chart loads and nothing errors in headless Chromium; keeps a screenshot."""
-    from playwright.sync_api import sync_playwright
-
-    assert CHROMIUM, "chromium is not installed: apt-get install chromium"
+    """Every chart loads and nothing errors in headless Chromium."""
     ens, valid = report_inputs
     path = write_report(ens, valid, valid["target"], tmp_path / "report.html")
-    shots = Path(os.environ.get("ENSEMBLE_SCREENSHOT_DIR", tmp_path))
-    errors, requests = [], []
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=BROWSER_FLAGS)
-        page = browser.new_page(viewport={"width": 1200, "height": 900})
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.on("request", lambda r: requests.append(r.url))
-        page.goto(path.resolve().as_uri(), wait_until="load")
-        images = page.evaluate("Array.from(document.images).map(i => "
-                               "({alt: i.alt, ok: i.complete && i.naturalWidth > 100}))")
-        page.screenshot(path=str(shots / "report.png"), full_page=True)
-        browser.close()
-    assert len(images) == 6 and all(i["ok"] for i in images), images
-    assert errors == []
-    assert all(url.startswith(("file:", "data:")) for url in requests), requests
-    assert (shots / "report.png").stat().st_size > 50_000
+    seen = render_in_browser(path, tmp_path / "report.png")
+    assert len(seen["images"]) == 6 and all(i["ok"] for i in seen["images"]), seen["images"]
+    assert seen["errors"] == []
+    assert all(url.startswith(("file:", "data:")) for url in seen["requests"]), seen["requests"]
+    assert (tmp_path / "report.png").stat().st_size > 50_000

@@ -103,6 +103,25 @@ def test_second_fit_encodes_nothing(tmp_path, monkeypatch, small_tweets):
     assert CountingEncoder.calls == first
 
 
+def test_prediction_reads_the_cache_but_fills_it_only_when_asked(tmp_path, monkeypatch,
+                                                                 small_tweets):
+    monkeypatch.setenv("ENSEMBLE_CACHE_DIR", str(tmp_path))
+    train, new = small_tweets.iloc[:300], small_tweets.iloc[300:]
+    ens = Ensemble({"a": ("use", {"backend": "counting-test"})}, cv=2).fit(train,
+                                                                          train["target"])
+    entries = FeatureCache().info()["entries"]
+    assert entries == train["text"].nunique()
+    FeatureCache.forget()
+    ens.predict(new)
+    assert FeatureCache().info()["entries"] == entries  # a day's new tweets are not stored
+    CountingEncoder.calls = 0
+    ens.predict(train)
+    assert CountingEncoder.calls == 0  # but what fitting stored is read back
+    monkeypatch.setenv("ENSEMBLE_CACHE_PREDICTIONS", "1")  # what --cache-features sets
+    ens.predict(new)
+    assert FeatureCache().info()["entries"] == entries + new["text"].nunique()
+
+
 def test_saved_member_records_the_encoder_not_a_copy(hub_module, tmp_path, small_tweets):
     ens = Ensemble({"use": ("use", {"backend": "tfhub", "handle": str(hub_module)})}, cv=3)
     ens.fit(small_tweets, small_tweets["target"]).save(tmp_path / "m")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -69,6 +69,37 @@ class Combiner(BaseEstimator):
         """
         return self.predict_proba(P, features)
 
+    def needed(self) -> list[bool]:
+        """Which members' probabilities the combiner reads (all by default), in member order."""
+        return [True] * len(self.members_)
+
+    def predict_from(self, proba_of: Callable[[int, np.ndarray | None], np.ndarray],
+                     n_rows: int, features: np.ndarray | None = None
+                     ) -> tuple[np.ndarray, np.ndarray]:
+        """Class codes and probabilities, asking members for probabilities only as needed.
+
+        ``proba_of(m, rows)`` returns member ``m``'s probabilities for ``rows``
+        (all rows when None). Members the combiner does not read are never asked;
+        a cascade asks later members only for the rows still undecided.
+        """
+        P = np.stack([proba_of(m, None) if use else np.zeros((n_rows, self.n_classes_))
+                      for m, use in enumerate(self.needed())])
+        return self.predict(P, features), self.predict_proba(P, features)
+
+    def cross_validated_proba(self, P: np.ndarray, y: np.ndarray, cv: Any,
+                              features: np.ndarray | None = None) -> np.ndarray:
+        """Out-of-fold probabilities of clones of this combiner fitted on the other folds."""
+        from sklearn.base import clone
+
+        P = np.asarray(P, dtype=float)
+        out = np.zeros(P.shape[1:])
+        for train, test in cv.split(np.zeros(len(y)), y):
+            part = clone(self).fit(P[:, train], y[train], self.members_,
+                                   None if features is None else features[train])
+            out[test] = part.predict_proba(P[:, test], None if features is None else
+                                           features[test])
+        return out
+
     def predict_cost(self, member_seconds: Mapping[str, float], P: np.ndarray) -> float:
         """Seconds the members need to predict the rows behind ``P`` for this combiner.
 
@@ -76,7 +107,8 @@ class Combiner(BaseEstimator):
         consult only some members for some rows (a cascade) return less than
         the sum.
         """
-        return float(sum(member_seconds[m] for m in self.members_))
+        return float(sum(member_seconds[m] for m, use in zip(self.members_, self.needed(),
+                                                             strict=True) if use))
 
     def save(self, directory: str | Path) -> None:
         save_state(self, directory)

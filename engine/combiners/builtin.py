@@ -1,6 +1,8 @@
 """Registers the built-in combiners through the same hook a third-party package uses."""
 
+from engine.combiners.cascade import CascadeCombiner
 from engine.combiners.mean import MeanCombiner
+from engine.combiners.selection import SelectionCombiner
 from engine.combiners.stacking import StackingCombiner
 from engine.combiners.vote import VoteCombiner
 from engine.hookspecs import hookimpl
@@ -8,5 +10,6 @@ from engine.hookspecs import hookimpl
 
 @hookimpl
 def register_combiners(register):
-    for combiner in (MeanCombiner, VoteCombiner, StackingCombiner):
+    for combiner in (MeanCombiner, VoteCombiner, StackingCombiner, SelectionCombiner,
+                     CascadeCombiner):
         register(combiner)

@@ -1,0 +1,60 @@
+"""Predict a Dask DataFrame partition by partition with a saved ensemble.
+
+Each Dask worker loads the model directory once (verified, as :func:`engine.load`
+does) and predicts the partitions it is given, so a cluster scores a table far
+bigger than one machine's memory. The model directory must be readable at the
+same path on every worker (a shared or copied filesystem).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from engine.persistence import read_manifest
+from engine.streaming import predict_frame
+
+
+def _columns(classes: list[Any], dtype: Any) -> dict[str, Any]:
+    return {"label": pd.Series(dtype=dtype), **{f"proba_{c}": pd.Series(dtype=float)
+                                                for c in classes}}
+
+
+def predict(model: str | Path, frame: Any, text: Any = None, fill_na: str | None = None,
+            trusted: tuple[str, ...] = ()) -> Any:
+    """Predict every row of the Dask DataFrame ``frame`` with the model at ``model``.
+
+    Parameters
+    ----------
+    model : str or Path
+        A model directory written by ``Ensemble.save`` or ``ensemble fit``.
+    frame : dask.dataframe.DataFrame
+        Holds the text column(s) the model reads.
+    text, fill_na : optional
+        Override the columns and missing-text replacement saved with the model.
+    trusted : tuple of str
+        Extra types to trust in the model's skops files.
+
+    Returns
+    -------
+    dask.dataframe.DataFrame
+        ``label`` and ``proba_<class>`` columns, same index and partitions as ``frame``
+        (lazy: call ``.compute()`` or ``.to_parquet(...)``).
+
+    Examples
+    --------
+    >>> import dask.dataframe as dd                               # doctest: +SKIP
+    >>> tweets = dd.read_csv("tweets-*.csv")                      # doctest: +SKIP
+    >>> scored = engine.dask.predict("models/tweets", tweets)     # doctest: +SKIP
+    >>> scored.to_parquet("scored/")                              # doctest: +SKIP
+    """
+    path = str(Path(model).resolve())
+    manifest = read_manifest(path)  # fail here, not on a worker, if it is not a model
+    classes = manifest["classes"]["values"]
+    dtype = {"b": bool, "i": np.int64, "f": float}.get(manifest["classes"]["dtype"], object)
+    meta = pd.DataFrame(_columns(classes, dtype))
+    settings = {"text": text, "fill_na": fill_na}
+    return frame.map_partitions(predict_frame, path, settings, tuple(trusted), meta=meta)

@@ -1,0 +1,91 @@
+"""Predicting a CSV file chunk by chunk, so memory does not grow with the file.
+
+Chunks are predicted in this process, or with ``n_jobs`` in joblib worker
+processes that each load the model directory once; results come back in file
+order and are written as they arrive.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from joblib import Parallel, delayed
+
+from engine.data import read_chunks
+from engine.parallel import limit_threads, worker_threads
+from engine.persistence import atomic_write, load_ensemble
+
+DEFAULT_CHUNK_SIZE = 50_000
+
+
+@functools.lru_cache(maxsize=4)
+def loaded(path: str, trusted: tuple[str, ...] = ()) -> Any:
+    """The model at ``path``, loaded (and verified) once per process."""
+    return load_ensemble(path, trusted)
+
+
+def predict_frame(frame: pd.DataFrame, path: str, settings: dict[str, Any] | None = None,
+                  trusted: tuple[str, ...] = (), threads: int | None = None) -> pd.DataFrame:
+    """``label`` and ``proba_<class>`` columns for the rows of ``frame``, same index.
+
+    ``settings`` (``text``, ``fill_na``) override what the model was saved with.
+    """
+    limit_threads(threads)
+    model = loaded(path, trusted)
+    if settings:
+        model.set_params(**{k: v for k, v in settings.items() if v is not None})
+    if len(frame):
+        labels, proba = model.predict_with_proba(frame)
+    else:  # an empty partition (Dask makes them) still has the columns
+        labels, proba = model.classes_[:0], np.zeros((0, len(model.classes_)))
+    out = pd.DataFrame({"label": labels}, index=frame.index)
+    for k, cls in enumerate(model.classes_):
+        out[f"proba_{cls}"] = proba[:, k]
+    return out
+
+
+def predict_chunks(model_dir: str | Path, data: str | Path, settings: dict[str, Any],
+                   chunk_size: int = DEFAULT_CHUNK_SIZE, n_jobs: int | None = None,
+                   trusted: tuple[str, ...] = ()) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
+    """Yield ``(rows, predictions)`` for each chunk of the CSV ``data``, in file order."""
+    path = str(Path(model_dir).resolve())
+    chunks = read_chunks(data, chunk_size)
+    if n_jobs in (None, 1):
+        for chunk in chunks:
+            yield chunk, predict_frame(chunk, path, settings, trusted)
+        return
+    # joblib reads ahead only a few chunks (pre_dispatch), so memory stays bounded.
+    threads = worker_threads(n_jobs)
+    pending: list[pd.DataFrame] = []
+
+    def tasks():
+        for chunk in chunks:
+            pending.append(chunk)
+            yield delayed(predict_frame)(chunk, path, settings, trusted, threads)
+
+    for predictions in Parallel(n_jobs=n_jobs, return_as="generator")(tasks()):
+        yield pending.pop(0), predictions
+
+
+def write_predictions(model_dir: str | Path, data: str | Path, output: str | Path,
+                      settings: dict[str, Any], id_column: str | None = None,
+                      chunk_size: int = DEFAULT_CHUNK_SIZE, n_jobs: int | None = None,
+                      trusted: tuple[str, ...] = ()) -> int:
+    """Write id, label and one ``proba_<class>`` column per class for every row of ``data``.
+
+    Chunks are appended to a temporary file that replaces ``output`` only when
+    every chunk succeeded. Returns the number of rows written.
+    """
+    rows = 0
+    with atomic_write(output, newline="") as handle:
+        for chunk, out in predict_chunks(model_dir, data, settings, chunk_size, n_jobs, trusted):
+            if id_column and id_column in chunk.columns:
+                out.insert(0, id_column, chunk[id_column].to_numpy())
+            out.to_csv(handle, index=False, header=rows == 0)
+            rows += len(out)
+    return rows
