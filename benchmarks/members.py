@@ -24,6 +24,9 @@ import time
 from pathlib import Path
 
 import pandas as pd
+from sklearn.feature_extraction.text import CountVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, TRAIN, reference_split, report  # noqa: E402
@@ -32,7 +35,8 @@ MEMBERS = {
     "tfidf-nb": ("tfidf-nb", {}),
     "tfidf-lr (words 1-2)": ("tfidf-lr", {"ngram_range": (1, 2)}),
     "tfidf-lr (chars 2-5)": ("tfidf-lr", {"analyzer": "char_wb", "ngram_range": (2, 5)}),
-    "sklearn (counts + logistic)": ("sklearn", {"pipeline": "tests.helpers:count_lr_pipeline"}),
+    "sklearn (counts + logistic)": ("sklearn", {"pipeline": make_pipeline(
+        CountVectorizer(), LogisticRegression(max_iter=1000))}),
     "keras-text dense": ("keras-text", {"architecture": "dense"}),
     "keras-text lstm": ("keras-text", {"architecture": "lstm"}),
     "keras-text conv1d": ("keras-text", {"architecture": "conv1d"}),
@@ -81,8 +85,11 @@ def main() -> None:
     for name in [*MEMBERS, DEFAULT]:
         with tempfile.TemporaryDirectory() as cache:
             env = {**os.environ, "ENSEMBLE_CACHE_DIR": cache}
-            out = subprocess.run([sys.executable, __file__, "--one", name], env=env, cwd=ROOT,
-                                 capture_output=True, text=True, check=True).stdout
+            done = subprocess.run([sys.executable, __file__, "--one", name], env=env, cwd=ROOT,
+                                  capture_output=True, text=True)
+        if done.returncode:
+            sys.exit(f"{name} failed:\n{done.stderr[-3000:]}")
+        out = done.stdout
         entry = json.loads(out.strip().splitlines()[-1])
         data[name] = entry
         rows.append(f"| {name} | {entry['fit_s']:.1f} | {entry['predict_rows_per_s']:,.0f} | "
