@@ -1,7 +1,7 @@
 """kill -9 in the middle of a save, a cache write or a submission: nothing is lost or mixed.
 
 Each test runs tests/crash_harness.py, which forks a writer, kills it with SIGKILL at a
-random moment, and checks the result, ENSEMBLE_CRASH_CYCLES times (8 by default;
+random moment, and checks the result, ENSEMBLE_CRASH_CYCLES times (6 by default;
 benchmarks/reliability.py runs many more).
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 HARNESS = Path(__file__).with_name("crash_harness.py")
-CYCLES = int(os.environ.get("ENSEMBLE_CRASH_CYCLES", "8"))
+CYCLES = int(os.environ.get("ENSEMBLE_CRASH_CYCLES", "6"))
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork and SIGKILL")
 

@@ -19,7 +19,7 @@ from engine import Ensemble, load
 from engine.cli import main
 from engine.errors import DataError, EnsembleError
 
-settings.register_profile("ci", max_examples=25, deadline=None, derandomize=True,
+settings.register_profile("ci", max_examples=15, deadline=None, derandomize=True,
                           suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                  HealthCheck.too_slow])
 settings.register_profile("thorough", max_examples=300, deadline=None,
