@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import shutil
+import time
 import uuid
 import warnings
 from collections.abc import Iterable
@@ -377,18 +378,53 @@ def load_ensemble(path: str | Path, trusted: Iterable[str] = ()) -> Any:
     return ensemble
 
 
+# A writer locks its temporary from the moment it exists; one unlocked and this old
+# belongs to a killed writer (a kill releases the lock) and can be removed.
+STALE_TEMPORARY_SECONDS = 30
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | Path, mode: str = "w", **kwargs: Any):
-    """Open a temporary sibling of ``path`` for writing; rename it over ``path`` on success."""
+    """Open a temporary sibling of ``path`` for writing; rename it over ``path`` on success.
+
+    The temporary is locked while it is written, so the next write to ``path``
+    can tell a killed writer's temporary from a live one and removes it.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_dead_temporaries(path)
     tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
     try:
         with open(tmp, mode, **kwargs) as handle:
+            _try_lock(handle.fileno())
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
+            os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def _try_lock(fd: int) -> bool:
+    """Take an exclusive lock without waiting; False if another process holds one."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no locks, so dead temporaries are left alone
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _remove_dead_temporaries(path: Path) -> None:
+    for sibling in path.parent.glob(f".{glob.escape(path.name)}.tmp-*"):
+        try:
+            with open(sibling, "rb") as handle:
+                old = time.time() - os.fstat(handle.fileno()).st_mtime > STALE_TEMPORARY_SECONDS
+                if old and _try_lock(handle.fileno()):
+                    sibling.unlink()
+        except OSError:
+            continue  # finished or removed meanwhile, or not ours to read

@@ -49,3 +49,25 @@ def test_killed_cache_writes_leave_only_whole_entries(tmp_path):
 def test_killed_submission_writes_leave_the_old_or_the_new_file(tmp_path):
     counts = run_harness("submit", tmp_path)
     assert counts["old_or_new"] == CYCLES and counts["partial"] == 0
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs flock")
+def test_next_write_removes_only_temporaries_of_dead_writers(tmp_path):
+    import fcntl
+
+    from engine.persistence import STALE_TEMPORARY_SECONDS, atomic_write
+
+    target = tmp_path / "submission.csv"
+    long_ago = os.path.getmtime(tmp_path) - 10 * STALE_TEMPORARY_SECONDS
+    dead, live, fresh = (tmp_path / f".submission.csv.tmp-{n}" for n in ("dead", "live", "new"))
+    for temporary in (dead, live, fresh):
+        temporary.write_text("id,target\n")
+    for temporary in (dead, live):
+        os.utime(temporary, (long_ago, long_ago))
+    with open(live, "rb") as held:  # a writer that is still at work holds its lock
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        with atomic_write(target) as handle:
+            handle.write("id,target\n1,0\n")
+    assert target.read_text() == "id,target\n1,0\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([target.name, live.name,
+                                                                 fresh.name])
