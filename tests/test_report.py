@@ -33,6 +33,7 @@ def test_report_is_one_self_contained_page_with_every_section(report_inputs):
     assert not re.search(r'(src|href)="(https?:)?//', html)  # nothing fetched from a network
     assert "<script" not in html
     assert f"threshold {ens.threshold_:.3f}" in html
+    assert "Dashed: the validation split" in html  # dense held out 10%, so its curves are drawn
 
 
 def test_report_escapes_tweet_text(report_inputs):

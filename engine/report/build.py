@@ -102,7 +102,10 @@ def build_report(ensemble: Any, X: Any, y: Any, title: str = "ensemble report",
         sections.append(Section("Training curves of the Keras members",
                                 images=[figures.training_curves(histories)],
                                 text="Dashed: the validation split Keras held out while "
-                                     "fitting on all training rows."))
+                                     "fitting on all training rows." if any(
+                                         "val_loss" in h for h in histories.values()) else
+                                     "Loss and accuracy on the training rows per epoch (no "
+                                     "validation split was set)."))
     if len(labels) == 2:
         threshold = ensemble.threshold_ if getattr(ensemble, "threshold_", None) is not None \
             else 0.5
