@@ -52,7 +52,7 @@ def interleaved_ratio(engine, hand, calls: int = 15) -> float:
     return statistics.median(ratios)
 
 
-def sklearn_pair(texts, y, test, cv: int) -> dict[str, tuple[float, float]]:
+def sklearn_pair(texts, y, test, cv: int) -> dict:
     pipe = make_pipeline(TfidfVectorizer(ngram_range=(1, 2)), LogisticRegression(max_iter=1000))
     folds = StratifiedKFold(cv, shuffle=True, random_state=0)
 
