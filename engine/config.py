@@ -20,6 +20,8 @@ DATA_KEYS = {"train": None, "test": None, "sample_submission": None, "text": "te
              "split_seed": 42}
 ENSEMBLE_KEYS = {"combiner", "cv", "random_state", "n_jobs", "threshold"}
 SECTIONS = {"name", "data", "ensemble", "members", "reference"}
+# Keys of a [members.<name>] table that are the engine's, not the plugin's parameters.
+MEMBER_KEYS = ("plugin", "text", "cv", "refit")
 
 
 @dataclass
@@ -121,11 +123,15 @@ def load_config(path: str | Path) -> Config:
     if not isinstance(members_raw, dict) or not members_raw:
         raise ConfigError(f"{path.name} has no members; add a [members.<name>] table with "
                           f"plugin = \"tfidf-nb\"")
-    members, member_text = {}, {}
+    members, member_text, member_cv, refit = {}, {}, {}, {}
     for name, table in members_raw.items():
         if not isinstance(table, dict) or "plugin" not in table:
             raise ConfigError(f"[members.{name}] needs plugin = \"<registered plugin name>\"")
-        params = {k: v for k, v in table.items() if k not in ("plugin", "text")}
+        params = {k: v for k, v in table.items() if k not in MEMBER_KEYS}
+        if "cv" in table:  # fewer folds for an expensive member
+            member_cv[name] = table["cv"]
+        if "refit" in table:  # false: the fold models' average predicts
+            refit[name] = table["refit"]
         members[name] = (table["plugin"], _lists_to_tuples(params))
         if "text" in table:  # the columns this member reads, instead of [data] text
             if not isinstance(table["text"], (str, list)) or not table["text"]:
@@ -137,6 +143,10 @@ def load_config(path: str | Path) -> Config:
     if not isinstance(reference, list) or not all(isinstance(r, dict) and "name" in r
                                                   for r in reference):
         raise ConfigError("[[reference]] entries need a name and score values")
+    if member_cv:
+        ensemble["member_cv"] = member_cv
+    if refit:
+        ensemble["refit"] = refit
     config = Config(name=str(raw.get("name", path.stem)), data=data, members=members,
                     ensemble=ensemble, reference=reference, member_text=member_text)
     config.build_ensemble()

@@ -15,6 +15,7 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.utils.validation import check_is_fitted
 
 from engine import registry
+from engine.bagging import FoldAverage
 from engine.combiners.base import Combiner
 from engine.data import check_folds, data_hash, encode_labels, numeric_columns, select_texts
 from engine.errors import ConfigError
@@ -129,6 +130,13 @@ class Ensemble(ClassifierMixin, BaseEstimator):
         None predicts the most probable class.
     verbose : bool, default=False
         Show a progress bar over members x folds on a terminal.
+    member_cv : dict of str to int, default=None
+        Fewer (or more) folds for particular members, e.g. ``{"bert": 3}`` for
+        an expensive one; the others use ``cv``.
+    refit : bool or dict of str to bool, default=True
+        Refit members on all rows after their folds. A member with
+        ``refit=False`` is predicted by the average of its fold models
+        (``fold-average``): one fit fewer, but K forward passes per prediction.
 
     Attributes
     ----------
@@ -145,7 +153,8 @@ class Ensemble(ClassifierMixin, BaseEstimator):
     scores_ : dict
         Out-of-fold validation scores per member and for the ensemble.
     fit_seconds_ : dict of str to float
-        Seconds each member took to fit on all rows.
+        Seconds each member took to fit on all rows (for a member with
+        ``refit=False``, the sum over its fold models).
     threshold_ : float or None
         The decision threshold on the probability of ``classes_[1]``, or None
         (argmax). A tuned threshold is chosen on the same out-of-fold rows that
@@ -166,7 +175,9 @@ class Ensemble(ClassifierMixin, BaseEstimator):
                  member_text: Mapping[str, str | Sequence[str]] | None = None,
                  fill_na: str | None = None, n_jobs: int | None = None,
                  threshold: str | float | None = None, verbose: bool = False,
-                 backend: str | None = None, scheduler: str | None = None) -> None:
+                 backend: str | None = None, scheduler: str | None = None,
+                 member_cv: Mapping[str, int] | None = None,
+                 refit: bool | Mapping[str, bool] = True) -> None:
         self.members = members
         self.combiner = combiner
         self.cv = cv
@@ -179,6 +190,8 @@ class Ensemble(ClassifierMixin, BaseEstimator):
         self.verbose = verbose
         self.backend = backend
         self.scheduler = scheduler
+        self.member_cv = member_cv
+        self.refit = refit
 
     # -- fitting -----------------------------------------------------------------
 
@@ -191,10 +204,19 @@ class Ensemble(ClassifierMixin, BaseEstimator):
                                   f"'_' or '-', starting with a letter or digit")
         if isinstance(self.cv, bool) or not isinstance(self.cv, int) or self.cv < 2:
             raise ConfigError(f"cv must be an integer >= 2, got {self.cv!r}")
-        unknown = sorted(set(self.member_text or {}) - set(self.members))
-        if unknown:
-            raise ConfigError(f"member_text names {unknown}, which are not members "
-                              f"({', '.join(self.members)})")
+        for key in ("member_text", "member_cv", *(["refit"] if isinstance(self.refit, Mapping)
+                                                   else [])):
+            unknown = sorted(set(getattr(self, key) or {}) - set(self.members))
+            if unknown:
+                raise ConfigError(f"{key} names {unknown}, which are not members "
+                                  f"({', '.join(self.members)})")
+        for name, folds in (self.member_cv or {}).items():
+            if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
+                raise ConfigError(f"member_cv['{name}'] must be an integer >= 2, got {folds!r}")
+        refits = self.refit.values() if isinstance(self.refit, Mapping) else [self.refit]
+        if not all(isinstance(r, bool) for r in refits):
+            raise ConfigError(f"refit must be True, False or a dict of member -> bool, got "
+                              f"{self.refit!r}")
         check_threshold(self.threshold)
         check_backend(self.backend, self.scheduler)
         return {name: _seeded(build_member(spec), self.random_state)
@@ -218,30 +240,45 @@ class Ensemble(ClassifierMixin, BaseEstimator):
         combiner = build_combiner(self.combiner, self.random_state)
         texts = self.member_texts(X, members)
         codes, classes = encode_labels(y, len(next(iter(texts.values()))))
-        check_folds(codes, classes, self.cv)
         if self.threshold is not None and len(classes) != 2:
             raise ConfigError(f"threshold={self.threshold!r} needs two classes, the labels "
                               f"have {len(classes)}; leave threshold=None")
         features = numeric_columns(X, getattr(combiner, "passthrough", None))
-        folds = list(StratifiedKFold(self.cv, shuffle=True, random_state=self.random_state)
-                     .split(np.zeros(len(codes)), codes))
+        n_folds = {name: (self.member_cv or {}).get(name, self.cv) for name in members}
+        check_folds(codes, classes, max(n_folds.values()))
+        splits = {k: list(StratifiedKFold(k, shuffle=True, random_state=self.random_state)
+                          .split(np.zeros(len(codes)), codes)) for k in set(n_folds.values())}
+        refit = {name: self.refit.get(name, True) if isinstance(self.refit, Mapping)
+                 else self.refit for name in members}
 
-        jobs = [(name, fold) for name in members for fold in [*range(len(folds)), None]]
+        jobs = [(name, fold) for name in members
+                for fold in [*range(n_folds[name]), *([None] if refit[name] else [])]]
         oof = np.zeros((len(members), len(codes), len(classes)))
         self.members_, self.fit_seconds_ = {}, {}
+        fold_models: dict[str, dict[int, Any]] = {name: {} for name in members}
+        fold_seconds = dict.fromkeys(members, 0.0)
         with fit_backend(self.backend, self.scheduler, self.n_jobs) as (n_jobs, threads), \
                 fit_progress(len(jobs), self.verbose) as bar:
             results = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(
-                delayed(_fit_one)(job, members[job[0]], texts[job[0]], codes,
-                                  None if job[1] is None else folds[job[1]][0],
-                                  None if job[1] is None else folds[job[1]][1], threads)
-                for job in jobs)
+                delayed(_fit_one)(job, members[name], texts[name], codes,
+                                  None if fold is None else splits[n_folds[name]][fold][0],
+                                  None if fold is None else splits[n_folds[name]][fold][1],
+                                  threads)
+                for job in jobs for name, fold in [job])
             for (name, fold), fitted, proba, seconds in results:
                 if fold is None:
                     self.members_[name], self.fit_seconds_[name] = fitted, seconds
                 else:
-                    oof[list(members).index(name), folds[fold][1]] = proba
+                    oof[list(members).index(name), splits[n_folds[name]][fold][1]] = proba
+                    if not refit[name]:
+                        fold_models[name][fold] = fitted
+                        fold_seconds[name] += seconds
                 bar.advance(f"{name} {'all rows' if fold is None else f'fold {fold + 1}'}")
+        for name in members:
+            if not refit[name]:  # bagged: the fold models' average predicts
+                models = [fold_models[name][f] for f in range(n_folds[name])]
+                self.members_[name] = FoldAverage.from_fitted(models, self.random_state)
+                self.fit_seconds_[name] = fold_seconds[name]
         self.members_ = {name: self.members_[name] for name in members}
         self.classes_, self.y_codes_, self.oof_ = classes, codes, oof
         self.oof_features_ = features

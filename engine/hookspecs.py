@@ -25,3 +25,8 @@ def register_combiners(register: Callable[[type], None]) -> None:
 @hookspec
 def register_encoders(register: Callable[[type], None]) -> None:
     """Register text-encoder backends (``engine.encoder.Encoder`` subclasses)."""
+
+
+@hookspec
+def register_weights(register: Callable[[type], None]) -> None:
+    """Register pretrained weights (``engine.weights.PinnedWeights`` subclasses)."""

@@ -179,6 +179,8 @@ def _write_contents(ensemble: Any, root: Path) -> dict[str, Any]:
         members.append({"name": name, "plugin": member.name, **_origin("plugin", member),
                         "config": _describe(member.get_params(deep=False)),
                         "directory": f"members/{name}",
+                        "bytes": sum(p.stat().st_size for p in directory.rglob("*")
+                                     if p.is_file()),
                         "fit_seconds": ensemble.fit_seconds_[name]})
     combiner = ensemble.combiner_
     (root / "combiner").mkdir()

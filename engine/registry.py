@@ -19,7 +19,7 @@ from engine.errors import PluginNotFoundError, did_you_mean
 
 ENTRY_POINT_GROUP = "ensemble_engine"
 HOOKS = {"plugin": "register_plugins", "combiner": "register_combiners",
-         "encoder": "register_encoders"}
+         "encoder": "register_encoders", "weights": "register_weights"}
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class Registration:
 
     name: str
     cls: type
-    kind: str  # "plugin", "combiner" or "encoder"
+    kind: str  # "plugin", "combiner", "encoder" or "weights"
     package: str
     version: str
 
@@ -83,6 +83,14 @@ class Registry:
     def encoders(self) -> dict[str, Registration]:
         """All text-encoder backends by name."""
         return self._collect()["encoder"]
+
+    def weights(self) -> dict[str, Registration]:
+        """All pretrained weights by name (``ensemble models``)."""
+        return self._collect()["weights"]
+
+    def get_weights(self, name: str) -> type:
+        """The pretrained weights registered as ``name``; a clear error otherwise."""
+        return self._get("weights", name)
 
     def get_encoder(self, name: str) -> type:
         """The encoder class registered as ``name``; a clear error otherwise."""

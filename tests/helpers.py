@@ -93,3 +93,79 @@ class ThreadProbe:
 
     def save(self, directory):
         raise NotImplementedError
+
+
+TINY_BERT = {"vocab_size": None, "hidden_size": 32, "num_hidden_layers": 2,
+             "num_attention_heads": 2, "intermediate_size": 64, "max_position_embeddings": 64,
+             "type_vocab_size": 2, "model_type": "bert", "architectures": ["BertModel"],
+             "hidden_act": "gelu", "hidden_dropout_prob": 0.1,
+             "attention_probs_dropout_prob": 0.1, "layer_norm_eps": 1e-12, "pad_token_id": 0}
+
+
+def tiny_vocabulary() -> list[str]:
+    """Special tokens, then every word of engine.testing's datasets and some filler."""
+    from engine.testing import FILLER, TOPICS
+
+    words = sorted({w for topic in TOPICS for w in topic} | set(FILLER)
+                   | {f"topic{k}" for k in range(3)} | {"forest", "near", "la", "ronge"})
+    return ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words, ".", ",", "!", "?"]
+
+
+def write_tiny_bert_hf(path: Path, seed: int = 0) -> Path:
+    """A random 2-layer BERT in Hugging Face format: config.json, model.safetensors, vocab.txt."""
+    import json
+
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    vocab = tiny_vocabulary()
+    config = {**TINY_BERT, "vocab_size": len(vocab)}
+    rng = np.random.default_rng(seed)
+    h, inner = config["hidden_size"], config["intermediate_size"]
+
+    def normal(*shape):
+        return (rng.standard_normal(shape) * 0.02).astype(np.float32)
+
+    tensors = {"embeddings.word_embeddings.weight": normal(len(vocab), h),
+               "embeddings.position_embeddings.weight": normal(64, h),
+               "embeddings.token_type_embeddings.weight": normal(2, h),
+               "embeddings.LayerNorm.weight": np.ones(h, np.float32),
+               "embeddings.LayerNorm.bias": np.zeros(h, np.float32),
+               "pooler.dense.weight": normal(h, h), "pooler.dense.bias": np.zeros(h, np.float32)}
+    for i in range(config["num_hidden_layers"]):
+        p = f"encoder.layer.{i}."
+        for name in ("attention.self.query", "attention.self.key", "attention.self.value",
+                     "attention.output.dense"):
+            tensors[f"{p}{name}.weight"] = normal(h, h)
+            tensors[f"{p}{name}.bias"] = np.zeros(h, np.float32)
+        tensors[f"{p}intermediate.dense.weight"] = normal(inner, h)
+        tensors[f"{p}intermediate.dense.bias"] = np.zeros(inner, np.float32)
+        tensors[f"{p}output.dense.weight"] = normal(h, inner)
+        tensors[f"{p}output.dense.bias"] = np.zeros(h, np.float32)
+        for norm in ("attention.output.LayerNorm", "output.LayerNorm"):
+            tensors[f"{p}{norm}.weight"] = np.ones(h, np.float32)
+            tensors[f"{p}{norm}.bias"] = np.zeros(h, np.float32)
+    path.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(path / "model.safetensors"))
+    (path / "config.json").write_text(json.dumps(config))
+    (path / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    (path / "tokenizer_config.json").write_text(json.dumps(
+        {"do_lower_case": True, "tokenizer_class": "BertTokenizer"}))
+    return path
+
+
+def write_tiny_bert_kerashub(path: Path, seed: int = 0) -> Path:
+    """The same kind of tiny BERT saved as a KerasHub preset directory."""
+    import keras
+    import keras_hub
+
+    keras.utils.set_random_seed(seed)
+    vocab = tiny_vocabulary()
+    backbone = keras_hub.models.BertBackbone(
+        vocabulary_size=len(vocab), num_layers=2, num_heads=2, hidden_dim=32,
+        intermediate_dim=64, max_sequence_length=64)
+    tokenizer = keras_hub.models.BertTokenizer(vocabulary=vocab, lowercase=True)
+    path.mkdir(parents=True, exist_ok=True)
+    backbone.save_to_preset(str(path))
+    tokenizer.save_to_preset(str(path))
+    return path

@@ -1,0 +1,121 @@
+"""The transformer member on tiny random BERTs in Hugging Face and KerasHub formats."""
+
+import json
+
+import numpy as np
+import pytest
+
+from engine import Ensemble, load
+from engine.errors import ConfigError, ModelDirectoryError
+from engine.testing import check_plugin, make_text_dataset
+from tests.helpers import write_tiny_bert_hf, write_tiny_bert_kerashub
+
+pytest.importorskip("keras_hub")
+
+from plugins.transformer import Transformer  # noqa: E402
+from plugins.transformer_batches import HIDDEN  # noqa: E402
+
+FAST = {"epochs": 4, "batch_size": 8, "learning_rate": 3e-3, "warmup": 0.0,
+        "validation_fraction": 0.0, "dropout": 0.0}
+
+
+@pytest.fixture(scope="module")
+def hf_bert(tmp_path_factory):
+    return str(write_tiny_bert_hf(tmp_path_factory.mktemp("tiny-bert-hf")))
+
+
+@pytest.fixture(scope="module")
+def kerashub_bert(tmp_path_factory):
+    return str(write_tiny_bert_kerashub(tmp_path_factory.mktemp("tiny-bert-kerashub")))
+
+
+def test_conformance_full_fine_tune_from_hugging_face_files(hf_bert):
+    check_plugin(Transformer, params={"preset": hf_bert, **FAST})
+
+
+def test_conformance_frozen_lower_layers_from_kerashub_preset(kerashub_bert):
+    check_plugin(Transformer, params={"preset": kerashub_bert, "trainable_layers": 1,
+                                      "pooling": "cls", **FAST, "epochs": 10,
+                                      "learning_rate": 5e-3})
+
+
+def test_frozen_layers_are_computed_once_per_text_and_stay_unchanged(hf_bert):
+    X, y = make_text_dataset(2, n_per_class=20, seed=3)
+    HIDDEN.clear()
+    member = Transformer(hf_bert, trainable_layers=1, random_state=0, **FAST).fit(X, y)
+    cached = len(HIDDEN._entries)
+    assert cached == len(set(X))
+    frozen_before = [w.copy() for w in member.model_.get_layer("frozen_lower").get_weights()]
+    again = Transformer(hf_bert, trainable_layers=1, random_state=1, **FAST).fit(X[:20], y[:20])
+    assert len(HIDDEN._entries) == cached  # the second fit reused every text's frozen states
+    assert all(np.array_equal(a, b) for a, b in zip(
+        frozen_before, again.model_.get_layer("frozen_lower").get_weights(), strict=True))
+
+
+def test_early_stopping_keeps_the_best_epoch(hf_bert):
+    X, y = make_text_dataset(2, n_per_class=30, seed=4)
+    member = Transformer(hf_bert, **{**FAST, "epochs": 6, "validation_fraction": 0.3,
+                                     "patience": 1}, random_state=0).fit(X, y)
+    losses = member.history_["val_loss"]
+    assert member.best_epoch_ == int(np.argmin(losses)) + 1
+    assert len(losses) <= 6
+
+
+def test_bfloat16_prediction_agrees_with_float32(hf_bert):
+    X, y = make_text_dataset(2, n_per_class=20, seed=5)
+    member = Transformer(hf_bert, random_state=0, **FAST).fit(X, y)
+    full = member.predict_proba(X)
+    member.set_params(predict_dtype="bfloat16")
+    half = member.predict_proba(X)
+    assert np.allclose(full, half, atol=0.05)
+    assert (full.argmax(1) == half.argmax(1)).mean() >= 0.95
+
+
+def test_saved_member_holds_its_vocabulary_and_refuses_other_classes(hf_bert, tmp_path):
+    X, y = make_text_dataset(2, n_per_class=10, seed=6)
+    member = Transformer(hf_bert, random_state=0, **{**FAST, "epochs": 1}).fit(X, y)
+    member.save(tmp_path)
+    assert (tmp_path / "tokenizer" / "vocabulary.txt").is_file()
+    names = {p.name for p in tmp_path.rglob("*")}
+    assert not names & {"model.safetensors", "config.json"}  # nothing read from the preset
+    spec = json.loads((tmp_path / "backbone.json").read_text())
+    spec["class"] = "GemmaBackbone"
+    (tmp_path / "backbone.json").write_text(json.dumps(spec))
+    with pytest.raises(ModelDirectoryError, match="only BertBackbone"):
+        Transformer.load(tmp_path)
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"pooling": "max"}, "pooling must be one of mean, cls"),
+    ({"trainable_layers": -1}, "trainable_layers must be None or an integer >= 0"),
+    ({"predict_dtype": "float16"}, "predict_dtype must be one of"),
+    ({"learning_rate": 0}, "learning_rate must be a finite number > 0"),
+    ({"max_length": 2}, "max_length must be at least 3"),
+])
+def test_bad_settings_fail_before_training(hf_bert, params, message):
+    X, y = make_text_dataset(2, n_per_class=5)
+    with pytest.raises(ConfigError, match=message):
+        Transformer(hf_bert, **params).fit(X, y)
+
+
+def test_unknown_preset_and_unreachable_hub_say_what_to_do(tmp_path):
+    X, y = make_text_dataset(2, n_per_class=5)
+    with pytest.raises(ConfigError, match="neither a local directory nor registered weights"):
+        Transformer("no-such-model").fit(X, y)
+    with pytest.raises(ConfigError, match="local directory"):
+        Transformer(str(tmp_path)).fit(X, y)  # an empty folder is no preset
+
+
+def test_ensemble_with_fewer_folds_and_fold_average_round_trips(hf_bert, tmp_path):
+    X, y = make_text_dataset(2, n_per_class=20, seed=7)
+    ens = Ensemble({"nb": "tfidf-nb", "bert": ("transformer", {"preset": hf_bert, **FAST})},
+                   combiner="stacking", cv=3, member_cv={"bert": 2}, refit={"bert": False},
+                   random_state=0).fit(X, y)
+    bagged = ens.members_["bert"]
+    assert bagged.name == "fold-average" and len(bagged.models_) == 2
+    ens.save(tmp_path / "model")
+    manifest = json.loads((tmp_path / "model" / "manifest.json").read_text())
+    entry = next(m for m in manifest["members"] if m["name"] == "bert")
+    assert entry["plugin"] == "fold-average" and entry["bytes"] > 0
+    loaded = load(tmp_path / "model")
+    assert np.array_equal(loaded.predict_proba(X), ens.predict_proba(X))
