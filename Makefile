@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test bench reliability install browser clean
+.PHONY: demo demo-best test bench reliability install browser clean
 
 $(BIN)/ensemble: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -15,6 +15,9 @@ install: $(BIN)/ensemble
 
 demo: install  ## create the environment, train the default ensemble, write submission.csv
 	$(BIN)/ensemble demo
+
+demo-best: install  ## the best preset: adds a fine-tuned transformer (weights fetched once)
+	$(BIN)/ensemble demo --preset best
 
 # The report's browser test needs Debian's chromium; installed here when missing (as root).
 browser:

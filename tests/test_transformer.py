@@ -119,3 +119,34 @@ def test_ensemble_with_fewer_folds_and_fold_average_round_trips(hf_bert, tmp_pat
     assert entry["plugin"] == "fold-average" and entry["bytes"] > 0
     loaded = load(tmp_path / "model")
     assert np.array_equal(loaded.predict_proba(X), ens.predict_proba(X))
+
+
+def test_best_preset_config_builds_without_fetching_anything():
+    from engine.cli import _default_demo_config
+    from engine.config import load_config
+
+    config = load_config(_default_demo_config("best"))
+    ensemble = config.build_ensemble()
+    assert ensemble.members["bert"][0] == "transformer"
+    assert ensemble.member_cv == {"bert": 3} and ensemble.cv == 5
+
+
+def test_cli_names_the_offline_fix_for_a_hub_handle(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "hub.toml").write_text(
+        '[data]\ntrain = "train.csv"\n[ensemble]\ncv = 2\n'
+        '[members.bert]\nplugin = "transformer"\npreset = "hf://org/model"\n')
+    X, y = make_text_dataset(2, n_per_class=6)
+    (tmp_path / "train.csv").write_text("text,target\n" + "".join(
+        f"{t},{c}\n" for t, c in zip(X, y, strict=True)))
+    done = subprocess.run([sys.executable, "-m", "engine.cli", "-q", "fit", "hub.toml", "-o",
+                           "model"], cwd=tmp_path, capture_output=True, text=True,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=300)
+    assert done.returncode == 2
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: cannot load transformer preset 'hf://org/model'")
+    assert "copy the model to a local directory" in last
+    assert not (tmp_path / "model").exists()
