@@ -328,7 +328,7 @@ class Transformer(ModelPlugin):
         tf = import_tensorflow()
         out: list[np.ndarray | None] = [HIDDEN.get(identity, x) for x in ids]
         todo = [i for i, h in enumerate(out) if h is None]
-        forward = tf.function(lambda x: lower(x, training=False), reduce_retracing=True)
+        forward = _dynamic_forward(tf, lower)
         for rows in length_batches([len(ids[i]) for i in todo], self.predict_batch_size):
             batch = [ids[todo[r]] for r in rows]
             hidden = np.asarray(forward(self._token_inputs(batch, list(lower.input))))
@@ -465,8 +465,7 @@ class Transformer(ModelPlugin):
         model = self._inference_model()
         names = [k for k in model.input]
         if getattr(self, "_forward_of", None) is not model:
-            self._forward = tf.function(lambda x: model(x, training=False),
-                                        reduce_retracing=True)
+            self._forward = _dynamic_forward(tf, model)
             self._forward_of = model
         for rows in length_batches([len(x) for x in ids], self.predict_batch_size):
             batch = self._token_inputs([ids[i] for i in rows], names)
@@ -514,6 +513,16 @@ class Transformer(ModelPlugin):
         self.history_ = json.loads((directory / HISTORY_JSON).read_text())
         self._predictor = None
         return self
+
+
+def _dynamic_forward(tf: Any, model: Any) -> Any:
+    """``model(x)`` as one graph for every batch shape.
+
+    A graph traced for one static shape rounds differently from the relaxed one
+    traced later, so predictions would depend on what was predicted before.
+    """
+    spec = {name: tf.TensorSpec((None, None), tf.int32) for name in model.input}
+    return tf.function(lambda x: model(x, training=False), input_signature=[spec])
 
 
 def _json_config(config: dict[str, Any]) -> dict[str, Any]:

@@ -119,6 +119,12 @@ def test_ensemble_with_fewer_folds_and_fold_average_round_trips(hf_bert, tmp_pat
     assert entry["plugin"] == "fold-average" and entry["bytes"] > 0
     loaded = load(tmp_path / "model")
     assert np.array_equal(loaded.predict_proba(X), ens.predict_proba(X))
+    weights = tmp_path / "model" / "members" / "bert" / "fold-1" / "model.weights.h5"
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 1
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ModelDirectoryError, match="fold-1/model.weights.h5' has changed"):
+        load(tmp_path / "model")
 
 
 def test_best_preset_config_builds_without_fetching_anything():
