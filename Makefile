@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo demo-best test bench reliability install browser clean
+.PHONY: demo demo-best test bench bench-transformer reliability install browser clean
 
 $(BIN)/ensemble: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,12 @@ bench: install  ## members, engine overhead, streaming at 1M rows -> benchmarks/
 	$(BIN)/python benchmarks/members.py
 	$(BIN)/python benchmarks/overhead.py
 	$(BIN)/python benchmarks/streaming.py
+
+bench-transformer: install  ## the transformer member and the best preset -> benchmarks/results/ (~1 h)
+	$(BIN)/python benchmarks/transformer.py
+	$(BIN)/python benchmarks/transformer_folds.py
+	$(BIN)/python benchmarks/transformer_overhead.py
+	$(BIN)/python benchmarks/best_preset.py
 
 reliability: install browser  ## hostile inputs and kill -9 cycles at scale -> results/reliability.md
 	$(BIN)/python benchmarks/reliability.py

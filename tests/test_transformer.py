@@ -61,19 +61,26 @@ def test_early_stopping_keeps_the_best_epoch(hf_bert):
     assert len(losses) <= 6
 
 
-def test_bfloat16_prediction_agrees_with_float32(hf_bert):
+@pytest.fixture(scope="module")
+def fitted(hf_bert):
     X, y = make_text_dataset(2, n_per_class=20, seed=5)
-    member = Transformer(hf_bert, random_state=0, **FAST).fit(X, y)
+    return Transformer(hf_bert, random_state=0, **FAST).fit(X, y), X
+
+
+def test_bfloat16_prediction_agrees_with_float32(fitted):
+    member, X = fitted
     full = member.predict_proba(X)
-    member.set_params(predict_dtype="bfloat16")
-    half = member.predict_proba(X)
+    try:
+        member.set_params(predict_dtype="bfloat16")
+        half = member.predict_proba(X)
+    finally:
+        member.set_params(predict_dtype="float32")
     assert np.allclose(full, half, atol=0.05)
     assert (full.argmax(1) == half.argmax(1)).mean() >= 0.95
 
 
-def test_saved_member_holds_its_vocabulary_and_refuses_other_classes(hf_bert, tmp_path):
-    X, y = make_text_dataset(2, n_per_class=10, seed=6)
-    member = Transformer(hf_bert, random_state=0, **{**FAST, "epochs": 1}).fit(X, y)
+def test_saved_member_holds_its_vocabulary_and_refuses_other_classes(fitted, tmp_path):
+    member, _ = fitted
     member.save(tmp_path)
     assert (tmp_path / "tokenizer" / "vocabulary.txt").is_file()
     names = {p.name for p in tmp_path.rglob("*")}
