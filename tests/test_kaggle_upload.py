@@ -45,11 +45,12 @@ def test_summary_names_rows_balance_and_threshold(model_and_files, capsys):
 
 
 def test_uploads_with_credentials(model_and_files, kaggle_env, capsys):
+    # kaggle 2.2.1 authenticates when imported: credentials first
+    kaggle_env.setenv("KAGGLE_USERNAME", "someone")
+    kaggle_env.setenv("KAGGLE_KEY", "0123456789abcdef")
     from kaggle.api.kaggle_api_extended import KaggleApi
 
     calls = []
-    kaggle_env.setenv("KAGGLE_USERNAME", "someone")
-    kaggle_env.setenv("KAGGLE_KEY", "0123456789abcdef")
     kaggle_env.setattr(KaggleApi, "competition_submit",
                        lambda self, file_name, message, competition, quiet=False:
                        calls.append((file_name, message, competition)))
@@ -69,13 +70,13 @@ def test_without_credentials_prints_the_command(model_and_files, kaggle_env, cap
 
 
 def test_a_refused_upload_is_explained_and_the_file_kept(model_and_files, kaggle_env, capsys):
+    kaggle_env.setenv("KAGGLE_USERNAME", "someone")
+    kaggle_env.setenv("KAGGLE_KEY", "0123456789abcdef")
     from kaggle.api.kaggle_api_extended import KaggleApi
 
     def refuse(self, *args, **kwargs):
         raise RuntimeError("403 Client Error: Forbidden")
 
-    kaggle_env.setenv("KAGGLE_USERNAME", "someone")
-    kaggle_env.setenv("KAGGLE_KEY", "0123456789abcdef")
     kaggle_env.setattr(KaggleApi, "competition_submit", refuse)
     assert submit(model_and_files, "--competition", "nlp-getting-started") == 2
     err = capsys.readouterr().err.strip()
