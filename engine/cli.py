@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from engine import __version__
 from engine.streaming import DEFAULT_CHUNK_SIZE
 from engine.tables import make_console
+from engine.version import __version__
 
 console = make_console()
 err_console = make_console(stderr=True)

@@ -29,10 +29,11 @@ from typing import Any
 
 import numpy as np
 
-from engine import __version__, registry
+from engine import registry
 from engine.errors import EnsembleError, ModelDirectoryError, PluginNotFoundError
 from engine.sklearn_io import trusting
 from engine.state_io import _to_json
+from engine.version import __version__
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"

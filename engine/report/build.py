@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import precision_recall_fscore_support
 
-from engine import __version__
 from engine.evaluation import encode_known, score_models
 from engine.report import figures
 from engine.report.html import Section, render
+from engine.version import __version__
 
 
 def _labels(ensemble: Any) -> list[str]:
