@@ -8,9 +8,9 @@
 
 from engine.combiners.base import Combiner
 from engine.ensemble import Ensemble
+from engine.ensemble import load_ensemble as load
 from engine.errors import EnsembleError
 from engine.hookspecs import hookimpl
-from engine.persistence import load_ensemble as load
 from engine.protocol import ModelPlugin, ModelPluginProtocol
 from engine.registry import get_registry, register_plugin
 from engine.version import __version__

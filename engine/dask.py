@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from engine.persistence import read_manifest
+from engine.io.model_dir import read_manifest
 from engine.streaming import predict_frame
 
 

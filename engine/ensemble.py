@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from engine.combiners.base import Combiner
 from engine.data import check_folds, data_hash, encode_labels, numeric_columns, select_texts
 from engine.errors import ConfigError
 from engine.features import filling_on_predict
+from engine.io.model_dir import ModelParts, model_errors, read_model, write_model
 from engine.metrics import classification_scores
 from engine.parallel import check_backend, fit_backend, limit_threads
 from engine.progress import fit_progress
@@ -333,13 +334,40 @@ class Ensemble(ClassifierMixin, BaseEstimator):
         new = clone(self).set_params(
             members={m: self.members[m] for m in keep}, combiner=combiner,
             member_text={m: c for m, c in (self.member_text or {}).items() if m in keep} or None)
-        new.members_ = {m: self.members_[m] for m in keep}
-        new.fit_seconds_ = {m: self.fit_seconds_[m] for m in keep}
-        new.classes_, new.y_codes_, new.oof_ = self.classes_, self.y_codes_, self.oof_[index]
-        new.oof_features_ = self.oof_features_ if wanted else None
-        new.training_ = dict(self.training_)
+        new._restore(ModelParts(
+            members={m: self.members_[m] for m in keep},
+            fit_seconds={m: self.fit_seconds_[m] for m in keep}, classes=self.classes_,
+            oof=self.oof_[index], y_codes=self.y_codes_,
+            oof_features=self.oof_features_ if wanted else None, training=self.training_))
         new._fit_combiner(new_combiner)
         return new
+
+    # -- the model directory -----------------------------------------------------
+
+    def _parts(self) -> ModelParts:
+        """This fitted ensemble as the parts the model directory stores."""
+        check_is_fitted(self)
+        return ModelParts(
+            members=self.members_, fit_seconds=self.fit_seconds_, classes=self.classes_,
+            oof=self.oof_, y_codes=self.y_codes_, oof_features=self.oof_features_,
+            training=self.training_, combiner=self.combiner_, scores=self.scores_,
+            threshold=getattr(self, "threshold_", None),
+            settings={k: v for k, v in self.get_params(deep=False).items()
+                      if k not in ("members", "combiner")})
+
+    def _restore(self, parts: ModelParts) -> Ensemble:
+        """Set the fitted attributes from ``parts`` (the combiner's only when they have one)."""
+        self.members_ = dict(parts.members)
+        self.fit_seconds_ = dict(parts.fit_seconds)
+        self.classes_, self.y_codes_, self.oof_ = parts.classes, parts.y_codes, parts.oof
+        self.oof_features_ = parts.oof_features
+        self.training_ = dict(parts.training)
+        if parts.combiner is not None:
+            self.combiner_, self.scores_ = parts.combiner, parts.scores
+            self.threshold_ = parts.threshold
+        if parts.manifest is not None:
+            self.manifest_ = parts.manifest
+        return self
 
     # -- prediction ----------------------------------------------------------------
 
@@ -448,7 +476,28 @@ class Ensemble(ClassifierMixin, BaseEstimator):
 
         ``data`` is free-form JSON kept in the manifest (the CLI stores column names).
         """
-        from engine.persistence import save_ensemble
-
-        save_ensemble(self, path, data)
+        write_model(self._parts(), path, data)
         return self
+
+
+def load_ensemble(path: str | Path, trusted: Iterable[str] = ()) -> Ensemble:
+    """Load and verify a model directory written by :meth:`Ensemble.save`.
+
+    Parameters
+    ----------
+    path : str or Path
+        The model directory.
+    trusted : list of str, default=()
+        Extra fully-qualified type names the skops files may contain; only
+        for models from a source you trust.
+
+    Returns
+    -------
+    Ensemble
+        Fitted, ready to predict.
+    """
+    parts = read_model(path, trusted)
+    with model_errors(Path(path)):  # settings a damaged manifest holds fail here
+        ensemble = Ensemble(members=dict(parts.members), combiner=parts.combiner,
+                            **parts.settings)
+    return ensemble._restore(parts)

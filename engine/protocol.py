@@ -19,8 +19,8 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from engine.errors import ConfigError, DataError
-from engine.sklearn_io import trusting
-from engine.state_io import load_state, save_state
+from engine.io.skops import trusting
+from engine.io.state import load_state, save_state
 
 
 @runtime_checkable

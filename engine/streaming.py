@@ -17,8 +17,9 @@ import pandas as pd
 from joblib import Parallel, delayed
 
 from engine.data import read_chunks
+from engine.ensemble import load_ensemble
+from engine.io.atomic import atomic_write
 from engine.parallel import limit_threads, worker_threads
-from engine.persistence import atomic_write, load_ensemble
 
 DEFAULT_CHUNK_SIZE = 50_000
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from engine import ModelPlugin, hookimpl
 from engine.errors import ConfigError, did_you_mean
-from engine.state_io import load_state, save_state
+from engine.io.state import load_state, save_state
 from plugins._tensorflow import import_tensorflow
 
 ARCHITECTURES = ("dense", "lstm", "gru", "bilstm", "conv1d", "mean-embedding", "multi-hot")

@@ -14,9 +14,9 @@ from engine import ModelPlugin, hookimpl
 from engine.encoder import Encoder
 from engine.errors import ConfigError
 from engine.features import FeatureCache, fill_on_predict
+from engine.io.state import load_state, save_state
 from engine.protocol import proba_by_code
 from engine.registry import get_registry
-from engine.state_io import load_state, save_state
 from plugins._tensorflow import import_tensorflow
 
 HEADS = ("logistic", "dense")

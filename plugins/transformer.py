@@ -24,7 +24,7 @@ import numpy as np
 from engine import ModelPlugin, hookimpl, registry
 from engine.errors import ConfigError, DataError, ModelDirectoryError, PluginNotFoundError
 from engine.features import fill_on_predict
-from engine.state_io import load_state, save_state
+from engine.io.state import load_state, save_state
 from plugins._tensorflow import import_tensorflow
 from plugins.transformer_batches import (
     HIDDEN,

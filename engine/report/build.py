@@ -124,7 +124,7 @@ def build_report(ensemble: Any, X: Any, y: Any, title: str = "ensemble report",
 
 def write_report(ensemble: Any, X: Any, y: Any, path: str | Path, **kwargs: Any) -> Path:
     """Write :func:`build_report` to ``path`` atomically; returns the path."""
-    from engine.persistence import atomic_write
+    from engine.io.atomic import atomic_write
 
     html = build_report(ensemble, X, y, **kwargs)
     with atomic_write(path, encoding="utf-8") as handle:
