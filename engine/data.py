@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
+from engine.constraints import Interval, check_param
 from engine.errors import DataError, did_you_mean
 
 CSV_ERRORS = (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError)
@@ -39,8 +40,7 @@ def read_table(path: str | Path, **kwargs: Any) -> pd.DataFrame:
 
 def read_chunks(path: str | Path, chunk_size: int) -> Iterator[pd.DataFrame]:
     """Read a CSV file ``chunk_size`` rows at a time, with :func:`read_table`'s errors."""
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-        raise DataError(f"chunk size must be a positive number of rows, got {chunk_size!r}")
+    check_param("chunk size", chunk_size, [Interval(int, 1, None)])
     path = Path(path)
     reader = read_table(path, chunksize=chunk_size)
     try:

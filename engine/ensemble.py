@@ -6,7 +6,7 @@ import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from joblib import Parallel, delayed
@@ -17,6 +17,7 @@ from sklearn.utils.validation import check_is_fitted
 from engine import registry
 from engine.bagging import FoldAverage
 from engine.combiners.base import Combiner
+from engine.constraints import Interval, check_param, validate_params
 from engine.data import check_folds, data_hash, encode_labels, numeric_columns, select_texts
 from engine.errors import ConfigError
 from engine.features import filling_on_predict
@@ -171,7 +172,9 @@ class Ensemble(ClassifierMixin, BaseEstimator):
     [1]
     """
 
-    def __init__(self, members: Mapping[str, MemberSpec], combiner: Any = "mean", cv: int = 5,
+    _constraints: ClassVar[dict[str, list[Any]]] = {"cv": [Interval(int, 2, None)]}
+
+    def __init__(self, members: Mapping[str, MemberSpec], combiner: Any = "mean", *, cv: int = 5,
                  random_state: int | None = None, text: str | Sequence[str] = "text",
                  member_text: Mapping[str, str | Sequence[str]] | None = None,
                  fill_na: str | None = None, n_jobs: int | None = None,
@@ -196,15 +199,15 @@ class Ensemble(ClassifierMixin, BaseEstimator):
 
     # -- fitting -----------------------------------------------------------------
 
-    def _validate_params(self) -> dict[str, Any]:
+    def _checked_members(self) -> dict[str, Any]:
+        """Check every parameter, then build the (unfitted, seeded) members."""
         if not isinstance(self.members, Mapping) or not self.members:
             raise ConfigError("members must be a non-empty dict of name -> plugin")
         for name in self.members:
             if not isinstance(name, str) or not MEMBER_NAME.match(name):
                 raise ConfigError(f"member name {name!r} must be 1-64 letters, digits, '.', "
                                   f"'_' or '-', starting with a letter or digit")
-        if isinstance(self.cv, bool) or not isinstance(self.cv, int) or self.cv < 2:
-            raise ConfigError(f"cv must be an integer >= 2, got {self.cv!r}")
+        validate_params(self, self._constraints)
         for key in ("member_text", "member_cv", *(["refit"] if isinstance(self.refit, Mapping)
                                                    else [])):
             unknown = sorted(set(getattr(self, key) or {}) - set(self.members))
@@ -212,8 +215,7 @@ class Ensemble(ClassifierMixin, BaseEstimator):
                 raise ConfigError(f"{key} names {unknown}, which are not members "
                                   f"({', '.join(self.members)})")
         for name, folds in (self.member_cv or {}).items():
-            if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
-                raise ConfigError(f"member_cv['{name}'] must be an integer >= 2, got {folds!r}")
+            check_param(f"member_cv['{name}']", folds, self._constraints["cv"])
         refits = self.refit.values() if isinstance(self.refit, Mapping) else [self.refit]
         if not all(isinstance(r, bool) for r in refits):
             raise ConfigError(f"refit must be True, False or a dict of member -> bool, got "
@@ -237,7 +239,7 @@ class Ensemble(ClassifierMixin, BaseEstimator):
         -------
         self : Ensemble
         """
-        members = self._validate_params()
+        members = self._checked_members()
         combiner = build_combiner(self.combiner, self.random_state)
         texts = self.member_texts(X, members)
         codes, classes = encode_labels(y, len(next(iter(texts.values()))))

@@ -18,9 +18,12 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from engine.errors import ConfigError, DataError
+from engine.constraints import Interval, check_param, validate_params
+from engine.errors import DataError
 from engine.io.skops import trusting
 from engine.io.state import load_state, save_state
+
+POSITIVE_INT = Interval(int, 1, None)
 
 
 @runtime_checkable
@@ -76,6 +79,8 @@ class ModelPlugin(BaseEstimator):
     # Types beyond skops' defaults that this plugin's own files may hold. Trust
     # comes from the installed plugin code, never from the model directory.
     trusted_types: ClassVar[tuple[str, ...]] = ()
+    # What each parameter may be (engine.constraints), checked by _check_params.
+    _constraints: ClassVar[dict[str, list[Any]]] = {}
 
     def fit(self, X: Sequence[str], y: np.ndarray) -> ModelPlugin:
         raise NotImplementedError(f"{type(self).__name__} must implement fit(X, y)")
@@ -117,12 +122,14 @@ class ModelPlugin(BaseEstimator):
         self.n_classes_ = int(codes.max()) + 1
         return texts, codes.astype(np.int64)
 
+    def _check_params(self) -> None:
+        """ConfigError for the first parameter that breaks the class's ``_constraints``."""
+        validate_params(self, self._constraints)
+
     def _require_positive_ints(self, *names: str) -> None:
         """ConfigError naming the first parameter that is not a positive integer."""
         for name in names:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+            check_param(name, getattr(self, name), [POSITIVE_INT])
 
     def _validate_predict(self, X: Sequence[str]) -> list[str]:
         check_is_fitted(self, "n_classes_")

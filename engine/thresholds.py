@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine.constraints import Interval
 from engine.errors import ConfigError, did_you_mean
 from engine.metrics import SCORERS
 
@@ -21,8 +22,7 @@ def check_threshold(threshold: str | float | None) -> None:
                               f"{did_you_mean(threshold, METRICS)}; use one of "
                               f"{', '.join(METRICS)} or a number between 0 and 1")
         return
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) \
-            or not 0 < threshold < 1:
+    if not Interval(float, 0, 1, "neither").accepts(threshold):
         raise ConfigError(f"threshold must be a metric name ({', '.join(METRICS)}) or a "
                           f"number between 0 and 1, got {threshold!r}")
 

@@ -5,17 +5,17 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
 from engine import ModelPlugin, hookimpl
+from engine.constraints import Options
 from engine.encoder import Encoder
-from engine.errors import ConfigError
 from engine.features import FeatureCache, fill_on_predict
 from engine.io.state import load_state, save_state
-from engine.protocol import proba_by_code
+from engine.protocol import POSITIVE_INT, proba_by_code
 from engine.registry import get_registry
 from plugins._tensorflow import import_tensorflow
 
@@ -65,8 +65,12 @@ class SentenceEncoderClassifier(ModelPlugin):
     """
 
     name = "use"
+    _constraints: ClassVar[dict[str, list[Any]]] = {
+        "head": [Options(*HEADS)],
+        **{key: [POSITIVE_INT] for key in ("hidden_units", "epochs", "batch_size")},
+    }
 
-    def __init__(self, backend: str = "bundled", handle: str | None = None,
+    def __init__(self, backend: str = "bundled", *, handle: str | None = None,
                  head: str = "logistic", C: float = 1.0, hidden_units: int = 64,
                  epochs: int = 5, batch_size: int = 32, learning_rate: float = 1e-3,
                  cache: bool = True, random_state: int | None = None) -> None:
@@ -91,11 +95,6 @@ class SentenceEncoderClassifier(ModelPlugin):
         if not self.cache:
             return encoder.encode(texts)
         return FeatureCache().encode(encoder, texts, write=write)
-
-    def _check_params(self) -> None:
-        if self.head not in HEADS:
-            raise ConfigError(f"head must be one of {HEADS}, got {self.head!r}")
-        self._require_positive_ints("hidden_units", "epochs", "batch_size")
 
     def fit(self, X: Sequence[str], y: np.ndarray) -> SentenceEncoderClassifier:
         self._check_params()

@@ -44,7 +44,7 @@ class SklearnPipeline(ModelPlugin):
 
     name = "sklearn"
 
-    def __init__(self, pipeline: Any = None, random_state: int | None = None) -> None:
+    def __init__(self, pipeline: Any = None, *, random_state: int | None = None) -> None:
         self.pipeline = pipeline
         self.random_state = random_state
 

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from engine.combiners.base import Combiner
+from engine.constraints import Interval, validate_params
 from engine.errors import ConfigError
 
 
@@ -51,14 +52,12 @@ class CascadeCombiner(Combiner):
 
     name = "cascade"
 
-    def __init__(self, order: Sequence[str] | None = None, margin: float = 0.2) -> None:
+    def __init__(self, order: Sequence[str] | None = None, *, margin: float = 0.2) -> None:
         self.order = order
         self.margin = margin
 
     def _fit(self, P: np.ndarray, y: np.ndarray, features: np.ndarray | None) -> None:
-        if isinstance(self.margin, bool) or not isinstance(self.margin, (int, float)) \
-                or not 0 < self.margin <= 0.5:
-            raise ConfigError(f"cascade margin must be in (0, 0.5], got {self.margin!r}")
+        validate_params(self, {"margin": [Interval(float, 0, 0.5, "right")]})
         order = list(self.members_) if self.order is None else list(self.order)
         unknown = [m for m in order if m not in self.members_]
         if unknown or not order or len(set(order)) != len(order):

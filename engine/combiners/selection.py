@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from engine.combiners.base import Combiner
-from engine.errors import ConfigError, did_you_mean
+from engine.constraints import Interval, Options, validate_params
 from engine.metrics import SCORERS
 
 
@@ -49,17 +49,13 @@ class SelectionCombiner(Combiner):
 
     name = "selection"
 
-    def __init__(self, n_iter: int = 50, metric: str = "log_loss") -> None:
+    def __init__(self, n_iter: int = 50, *, metric: str = "log_loss") -> None:
         self.n_iter = n_iter
         self.metric = metric
 
     def _fit(self, P: np.ndarray, y: np.ndarray, features: np.ndarray | None) -> None:
-        if self.metric not in SCORERS:
-            raise ConfigError(f"selection metric '{self.metric}' is unknown"
-                              f"{did_you_mean(self.metric, SCORERS)}; use one of "
-                              f"{', '.join(SCORERS)}")
-        if isinstance(self.n_iter, bool) or not isinstance(self.n_iter, int) or self.n_iter < 1:
-            raise ConfigError(f"selection n_iter must be a positive integer, got {self.n_iter!r}")
+        validate_params(self, {"metric": [Options(*SCORERS)],
+                               "n_iter": [Interval(int, 1, None)]})
         score = SCORERS[self.metric]
         sign = 1.0 if score.greater_is_better else -1.0
         counts = np.zeros(len(P))

@@ -52,7 +52,7 @@ class StackingCombiner(Combiner):
 
     name = "stacking"
 
-    def __init__(self, final_estimator: Any = None, passthrough: Sequence[str] | None = None,
+    def __init__(self, final_estimator: Any = None, *, passthrough: Sequence[str] | None = None,
                  random_state: int | None = None) -> None:
         self.final_estimator = final_estimator
         self.passthrough = passthrough
