@@ -25,6 +25,7 @@ from engine.io.model_dir import ModelParts, model_errors, read_model, write_mode
 from engine.metrics import classification_scores
 from engine.parallel import check_backend, fit_backend, limit_threads
 from engine.progress import fit_progress
+from engine.seeding import seeded
 from engine.thresholds import best_threshold, check_threshold
 
 MemberSpec = Any  # a plugin instance, a registry name, or (name, params)
@@ -63,15 +64,7 @@ def build_combiner(spec: Any, random_state: int | None = None) -> Combiner:
     else:
         raise ConfigError(f"combiner must be a name like 'stacking', (name, params) or a "
                           f"Combiner; got {spec!r}")
-    return _seeded(combiner, random_state)
-
-
-def _seeded(estimator: Any, random_state: int | None) -> Any:
-    """Give ``estimator`` the ensemble's seed unless it has one of its own."""
-    params = estimator.get_params(deep=False)
-    if random_state is not None and "random_state" in params and params["random_state"] is None:
-        estimator.set_params(random_state=random_state)
-    return estimator
+    return seeded(combiner, random_state)
 
 
 def _fit_one(job: tuple[str, int | None], member: Any, texts: list[str], codes: np.ndarray,
@@ -222,7 +215,7 @@ class Ensemble(ClassifierMixin, BaseEstimator):
                               f"{self.refit!r}")
         check_threshold(self.threshold)
         check_backend(self.backend, self.scheduler)
-        return {name: _seeded(build_member(spec), self.random_state)
+        return {name: seeded(build_member(spec), self.random_state)
                 for name, spec in self.members.items()}
 
     def fit(self, X: Any, y: Any) -> Ensemble:

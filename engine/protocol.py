@@ -19,6 +19,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from engine.constraints import Interval, check_param, validate_params
+from engine.data import as_text_list
 from engine.errors import DataError
 from engine.io.skops import trusting
 from engine.io.state import load_state, save_state
@@ -136,20 +137,22 @@ class ModelPlugin(BaseEstimator):
         return as_text_list(X)
 
 
-def as_text_list(X: Any) -> list[str]:
-    """Return X as a list of str; a clear error names non-text rows."""
-    if isinstance(X, str):
-        raise DataError("X must be a sequence of texts, not a single string; wrap it in a list")
-    try:
-        texts = list(X)
-    except TypeError:
-        raise DataError(f"X must be a sequence of texts, got {type(X).__name__}") from None
-    bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
-    if bad:
-        shown = ", ".join(str(i) for i in bad[:5]) + (" ..." if len(bad) > 5 else "")
-        raise DataError(f"{len(bad)} texts are not strings (rows {shown}); "
-                        f"fill missing texts first, e.g. fill_na=''")
-    return texts
+def proba_from_output(out: Any) -> np.ndarray:
+    """Class probabilities (n, K) from a network's output layer.
+
+    One sigmoid unit (two classes) becomes the two columns ``1 - p, p``; a
+    softmax is renormalised in float64 so that rows sum to 1 exactly enough.
+
+    Examples
+    --------
+    >>> proba_from_output(np.array([[0.25], [1.0]], dtype=np.float32))
+    array([[0.75, 0.25],
+           [0.  , 1.  ]])
+    """
+    out = np.asarray(out, dtype=np.float64)
+    if out.shape[1] == 1:
+        return np.hstack([1 - out, out])
+    return out / out.sum(axis=1, keepdims=True)
 
 
 def proba_by_code(estimator: Any, features: Any, n_classes: int) -> np.ndarray:

@@ -17,8 +17,8 @@ from engine import ModelPlugin, hookimpl
 from engine.constraints import Interval, Options
 from engine.errors import ConfigError
 from engine.io.state import load_state, save_state
-from engine.protocol import POSITIVE_INT
-from plugins._tensorflow import import_tensorflow
+from engine.protocol import POSITIVE_INT, proba_from_output
+from plugins._tensorflow import import_tensorflow, seed_keras
 
 ARCHITECTURES = ("dense", "lstm", "gru", "bilstm", "conv1d", "mean-embedding", "multi-hot")
 MODEL_FILE = "model.keras"
@@ -222,9 +222,7 @@ class KerasText(ModelPlugin):
         tf = import_tensorflow()
         import keras
 
-        if self.random_state is not None:
-            keras.utils.set_random_seed(self.random_state)
-            tf.config.experimental.enable_op_determinism()
+        seed_keras(self.random_state)
         model = self._build(texts, self.n_classes_)
         callbacks = []
         if self.early_stopping:
@@ -246,10 +244,7 @@ class KerasText(ModelPlugin):
         tf = import_tensorflow()
         out = self.model_.predict(tf.constant(texts, dtype=tf.string)[:, None],
                                   batch_size=max(self.batch_size, 256), verbose=0)
-        out = np.asarray(out, dtype=np.float64)
-        if self.n_classes_ == 2:
-            return np.hstack([1 - out, out])
-        return out / out.sum(axis=1, keepdims=True)
+        return proba_from_output(out)
 
     def save(self, directory: str | Path) -> None:
         directory = Path(directory)
@@ -270,24 +265,10 @@ class KerasText(ModelPlugin):
 
     def plot_history(self, path: str | Path) -> Path:
         """Draw loss and accuracy per epoch (training and validation) to a PNG file."""
-        import matplotlib
+        from engine.report.figures import training_curves
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
-        for ax, metric in zip(axes, ("loss", "accuracy"), strict=True):
-            for key, style in ((metric, "-"), (f"val_{metric}", "--")):
-                if key in self.history_:
-                    epochs = range(1, len(self.history_[key]) + 1)
-                    ax.plot(epochs, self.history_[key], style, marker="o", label=key)
-            ax.set_xlabel("epoch")
-            ax.set_title(metric)
-            ax.legend()
-        fig.suptitle(f"keras-text ({self.architecture})")
-        fig.tight_layout()
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
+        png = training_curves({f"keras-text ({self.architecture})": self.history_})
+        Path(path).write_bytes(png)
         return Path(path)
 
 

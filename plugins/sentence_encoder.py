@@ -15,9 +15,9 @@ from engine.constraints import Options
 from engine.encoder import Encoder
 from engine.features import FeatureCache, fill_on_predict
 from engine.io.state import load_state, save_state
-from engine.protocol import POSITIVE_INT, proba_by_code
+from engine.protocol import POSITIVE_INT, proba_by_code, proba_from_output
 from engine.registry import get_registry
-from plugins._tensorflow import import_tensorflow
+from plugins._tensorflow import import_tensorflow, seed_keras
 
 HEADS = ("logistic", "dense")
 KERAS_HEAD = "head.keras"
@@ -118,10 +118,7 @@ class SentenceEncoderClassifier(ModelPlugin):
         features = self._embed(texts, write=fill_on_predict())
         if self.head == "logistic":
             return proba_by_code(self.head_, features, self.n_classes_)
-        out = np.asarray(self.head_.predict(features, verbose=0), dtype=np.float64)
-        if self.n_classes_ == 2:
-            return np.hstack([1 - out, out])
-        return out / out.sum(axis=1, keepdims=True)
+        return proba_from_output(self.head_.predict(features, verbose=0))
 
     def save(self, directory: str | Path) -> None:
         if self.head == "dense":
@@ -149,12 +146,10 @@ class SentenceEncoderClassifier(ModelPlugin):
 
 def _fit_dense_head(features: np.ndarray, codes: np.ndarray, n_classes: int,
                     params: SentenceEncoderClassifier) -> Any:
-    tf = import_tensorflow()
+    import_tensorflow()
     import keras
 
-    if params.random_state is not None:
-        keras.utils.set_random_seed(params.random_state)
-        tf.config.experimental.enable_op_determinism()
+    seed_keras(params.random_state)
     binary = n_classes == 2
     model = keras.Sequential([
         keras.Input((features.shape[1],)),

@@ -27,7 +27,7 @@ from engine.errors import ConfigError, DataError, ModelDirectoryError, PluginNot
 from engine.features import fill_on_predict
 from engine.io.state import load_state, save_state
 from engine.protocol import POSITIVE_INT
-from plugins._tensorflow import import_tensorflow
+from plugins._tensorflow import import_tensorflow, seed_keras
 from plugins.transformer_batches import (
     HIDDEN,
     TOKENS,
@@ -339,9 +339,7 @@ class Transformer(ModelPlugin):
         import keras
 
         pretrained = load_pretrained(self.preset)
-        if self.random_state is not None:  # after loading: that may create seeded layers
-            keras.utils.set_random_seed(self.random_state)
-            tf.config.experimental.enable_op_determinism()
+        seed_keras(self.random_state)  # after loading: that may create seeded layers
         backbone = pretrained.new_backbone()
         frozen = self._frozen_layers(backbone)
         self.tokenizer_, self.tokenizer_identity_ = pretrained.tokenizer, \

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import precision_recall_fscore_support
 
+from engine.data import as_python
 from engine.evaluation import encode_known, score_models
 from engine.report import figures
 from engine.report.html import Section, render
@@ -17,7 +18,7 @@ from engine.version import __version__
 
 
 def _labels(ensemble: Any) -> list[str]:
-    return [str(c.item() if hasattr(c, "item") else c) for c in ensemble.classes_]
+    return [str(as_python(c)) for c in ensemble.classes_]
 
 
 def per_class_scores(y: np.ndarray, pred: np.ndarray, labels: list[str]) -> pd.DataFrame:
