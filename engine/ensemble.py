@@ -25,6 +25,7 @@ from engine.io.model_dir import ModelParts, model_errors, read_model, write_mode
 from engine.metrics import classification_scores
 from engine.parallel import check_backend, fit_backend, limit_threads
 from engine.progress import fit_progress
+from engine.protocol import ModelPluginProtocol
 from engine.seeding import seeded
 from engine.thresholds import best_threshold, check_threshold
 
@@ -32,7 +33,7 @@ MemberSpec = Any  # a plugin instance, a registry name, or (name, params)
 MEMBER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
-def build_member(spec: MemberSpec) -> Any:
+def build_member(spec: MemberSpec) -> ModelPluginProtocol:
     """An unfitted plugin instance from an instance, ``"name"`` or ``("name", {params})``."""
     if isinstance(spec, str):
         spec = (spec, {})
@@ -192,7 +193,7 @@ class Ensemble(ClassifierMixin, BaseEstimator):
 
     # -- fitting -----------------------------------------------------------------
 
-    def _checked_members(self) -> dict[str, Any]:
+    def _checked_members(self) -> dict[str, ModelPluginProtocol]:
         """Check every parameter, then build the (unfitted, seeded) members."""
         if not isinstance(self.members, Mapping) or not self.members:
             raise ConfigError("members must be a non-empty dict of name -> plugin")
@@ -385,10 +386,6 @@ class Ensemble(ClassifierMixin, BaseEstimator):
         check_is_fitted(self)
         texts = self.member_texts(X)
         return {name: member.predict_proba(texts[name]) for name, member in self.members_.items()}
-
-    def _combine(self, X: Any) -> tuple[np.ndarray, np.ndarray | None]:
-        P = np.stack(list(self.member_proba(X).values()))
-        return P, numeric_columns(X, getattr(self.combiner_, "passthrough", None))
 
     def _decide(self, proba: np.ndarray) -> np.ndarray:
         """Class codes from combined probabilities, with the threshold when there is one."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 from sklearn.base import BaseEstimator
@@ -27,9 +27,12 @@ from engine.io.state import load_state, save_state
 POSITIVE_INT = Interval(int, 1, None)
 
 
-@runtime_checkable
 class ModelPluginProtocol(Protocol):
-    """What the engine calls on a member; any class with these works."""
+    """What the engine calls on a member; any class with these works.
+
+    The static type of every member (``build_member``, ``Ensemble.members_``):
+    a type checker tells a plugin author what is missing before anything runs.
+    """
 
     name: ClassVar[str]
 

@@ -7,6 +7,7 @@ order and are written as they arrive.
 
 from __future__ import annotations
 
+import copy
 import functools
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,9 +26,17 @@ DEFAULT_CHUNK_SIZE = 50_000
 
 
 @functools.lru_cache(maxsize=4)
-def loaded(path: str, trusted: tuple[str, ...] = ()) -> Any:
-    """The model at ``path``, loaded (and verified) once per process."""
+def _load_once(path: str, trusted: tuple[str, ...]) -> Any:
     return load_ensemble(path, trusted)
+
+
+def loaded(path: str, trusted: tuple[str, ...] = ()) -> Any:
+    """The model at ``path``, loaded (and verified) once per process.
+
+    Each caller gets its own shallow copy, so the settings one sets
+    (``set_params(text=...)``) never reach another; the fitted members are shared.
+    """
+    return copy.copy(_load_once(path, trusted))
 
 
 def predict_frame(frame: pd.DataFrame, path: str, settings: dict[str, Any] | None = None,

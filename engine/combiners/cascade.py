@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
 
 import numpy as np
 
@@ -113,7 +112,3 @@ class CascadeCombiner(Combiner):
         n = max(np.asarray(P).shape[1], 1)
         return float(sum(member_seconds[self.members_[m]] * s / n
                          for m, s in zip(self.order_, seen, strict=True)))
-
-    def oof_predict_proba(self, P: np.ndarray, y: np.ndarray, cv: Any,
-                          features: np.ndarray | None = None) -> np.ndarray:
-        return self.predict_proba(P, features)  # learns nothing from y
