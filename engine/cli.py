@@ -9,8 +9,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import pandas as pd
-
 from engine.streaming import DEFAULT_CHUNK_SIZE
 from engine.tables import make_console
 from engine.version import __version__
@@ -65,6 +63,8 @@ def _threshold(value: str) -> str | float | None:
 
 
 def cmd_fit(args: argparse.Namespace) -> None:
+    import pandas as pd
+
     from engine.config import load_config
     from engine.tables import print_table
     from engine.workflows import fit_config

@@ -77,8 +77,14 @@ class FeatureCache:
 
     Examples
     --------
-    >>> cache = FeatureCache("/tmp/features")          # doctest: +SKIP
-    >>> vectors = cache.encode(encoder, ["a tweet"])   # computed once, then read back
+    >>> import tempfile
+    >>> class Lengths(Encoder):
+    ...     name, dim, identity = "lengths", 1, "lengths:1"
+    ...     def _encode(self, texts):
+    ...         return [[len(t)] for t in texts]
+    >>> cache = FeatureCache(tempfile.mkdtemp())
+    >>> cache.encode(Lengths(), ["a tweet"])  # computed once, then read back
+    array([[7.]], dtype=float32)
     """
 
     _warned: set[str] = set()
