@@ -18,7 +18,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from engine.constraints import Interval, check_param, validate_params
+from engine.constraints import Interval, validate_params
 from engine.data import as_text_list
 from engine.errors import DataError
 from engine.io.skops import trusting
@@ -64,6 +64,9 @@ class ModelPlugin(BaseEstimator):
     trusted_types : tuple of str
         Fully-qualified types beyond skops' defaults that ``load`` accepts in
         this plugin's own files (e.g. ``"sklearn.calibration._SigmoidCalibration"``).
+    _constraints : dict of str to list
+        What each parameter may be (:mod:`engine.constraints`), as
+        scikit-learn's ``_parameter_constraints``; ``_check_params()`` checks them.
 
     Examples
     --------
@@ -129,11 +132,6 @@ class ModelPlugin(BaseEstimator):
     def _check_params(self) -> None:
         """ConfigError for the first parameter that breaks the class's ``_constraints``."""
         validate_params(self, self._constraints)
-
-    def _require_positive_ints(self, *names: str) -> None:
-        """ConfigError naming the first parameter that is not a positive integer."""
-        for name in names:
-            check_param(name, getattr(self, name), [POSITIVE_INT])
 
     def _validate_predict(self, X: Sequence[str]) -> list[str]:
         check_is_fitted(self, "n_classes_")

@@ -210,18 +210,9 @@ def model_errors(path: Path) -> Iterator[None]:
 def read_model(path: str | Path, trusted: Iterable[str] = ()) -> ModelParts:
     """Read and verify the model directory ``path``: the parts a fitted ensemble is made of.
 
-    Parameters
-    ----------
-    path : str or Path
-        The model directory.
-    trusted : list of str, default=()
-        Extra fully-qualified type names the skops files may contain; only
-        for models from a source you trust.
-
-    Returns
-    -------
-    ModelParts
-        Loaded members and combiner, stored arrays, settings and the manifest.
+    ``path`` and ``trusted`` are those of :func:`engine.load`, which turns the
+    returned :class:`ModelParts` (members, combiner, stored arrays, settings,
+    manifest) into an ``Ensemble``.
     """
     path = Path(path)
     manifest = read_manifest(path)
