@@ -54,8 +54,8 @@ def main() -> None:
             if threshold:  # the same members and meta-learner, threshold tuned out-of-fold
                 sub = sub.set_params(threshold=threshold)
                 sub._fit_combiner(sub.combiner_)
-            scores = classification_scores(y_valid, sub.predict_proba(valid),
-                                           sub._predict_codes(*sub._combine(valid))[0])
+            codes, proba = sub._predict(valid)
+            scores = classification_scores(y_valid, proba, codes)
             label = f"stacking, {variant}" + (", threshold f1" if threshold else "")
             data[label] = {"accuracy": scores["accuracy"], "f1_positive": scores["f1_positive"],
                            "oof_f1_positive": sub.scores_["ensemble"]["f1_positive"],

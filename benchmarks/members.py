@@ -53,8 +53,9 @@ DEFAULT = "default ensemble (examples/disaster_tweets.toml)"
 def measure(name: str) -> dict:
     """Runs in the child process: one model's numbers."""
     from engine.config import load_config
-    from engine.ensemble import _seeded, build_member
+    from engine.ensemble import build_member
     from engine.metrics import classification_scores
+    from engine.seeding import seeded
 
     train, valid = reference_split()
     full, test = pd.read_csv(TRAIN), pd.read_csv(TRAIN.with_name("test.csv"))
@@ -62,7 +63,7 @@ def measure(name: str) -> dict:
         config = load_config(ROOT / "examples" / "disaster_tweets.toml")
         model, read = config.build_ensemble(), lambda f: f
     else:
-        model = _seeded(build_member(MEMBERS[name]), 42)  # the member alone, as a user would
+        model = seeded(build_member(MEMBERS[name]), 42)  # the member alone, as a user would
         read = lambda frame: frame["text"].tolist()  # noqa: E731
     start = time.perf_counter()
     model.fit(read(train), train["target"].to_numpy())

@@ -6,20 +6,37 @@
 >>> load("models/tweets").predict(new_texts)                                 # doctest: +SKIP
 """
 
-from importlib.metadata import PackageNotFoundError, version
+import importlib
+from typing import Any
 
-try:
-    __version__ = version("ensemble-engine")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0.0.0"
+from engine.errors import EnsembleError
+from engine.hookspecs import hookimpl
+from engine.version import __version__
 
-from engine.combiners.base import Combiner  # noqa: E402
-from engine.ensemble import Ensemble  # noqa: E402
-from engine.errors import EnsembleError  # noqa: E402
-from engine.hookspecs import hookimpl  # noqa: E402
-from engine.persistence import load_ensemble as load  # noqa: E402
-from engine.protocol import ModelPlugin, ModelPluginProtocol  # noqa: E402
-from engine.registry import get_registry, register_plugin  # noqa: E402
+# The rest of the public API loads on first use: scikit-learn, pandas and joblib
+# cost a second and a half, and `ensemble --help` needs none of them.
+_LAZY = {
+    "Combiner": ("engine.combiners.base", "Combiner"),
+    "Ensemble": ("engine.ensemble", "Ensemble"),
+    "load": ("engine.ensemble", "load_ensemble"),
+    "ModelPlugin": ("engine.protocol", "ModelPlugin"),
+    "ModelPluginProtocol": ("engine.protocol", "ModelPluginProtocol"),
+    "get_registry": ("engine.registry", "get_registry"),
+    "register_plugin": ("engine.registry", "register_plugin"),
+}
 
 __all__ = ["Combiner", "Ensemble", "EnsembleError", "ModelPlugin", "ModelPluginProtocol",
            "__version__", "get_registry", "hookimpl", "load", "register_plugin"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'engine' has no attribute {name!r}")
+    module, attribute = _LAZY[name]
+    value = getattr(importlib.import_module(module), attribute)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})

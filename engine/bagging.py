@@ -12,15 +12,16 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from sklearn.base import clone
 
 from engine import registry
+from engine.constraints import Interval
 from engine.errors import ModelDirectoryError
 from engine.hookspecs import hookimpl
-from engine.protocol import ModelPlugin
+from engine.protocol import POSITIVE_INT, ModelPlugin
 
 FOLDS_JSON = "folds.json"
 MAX_FOLDS = 100
@@ -51,8 +52,9 @@ class FoldAverage(ModelPlugin):
     """
 
     name = "fold-average"
+    _constraints: ClassVar[dict[str, list[Any]]] = {"cv": [POSITIVE_INT]}
 
-    def __init__(self, member: Any, cv: int = 5, random_state: int | None = None) -> None:
+    def __init__(self, member: Any, *, cv: int = 5, random_state: int | None = None) -> None:
         self.member = member
         self.cv = cv
         self.random_state = random_state
@@ -69,7 +71,7 @@ class FoldAverage(ModelPlugin):
     def fit(self, X: Sequence[str], y: np.ndarray) -> FoldAverage:
         from sklearn.model_selection import StratifiedKFold
 
-        self._require_positive_ints("cv")
+        self._check_params()
         texts, codes = self._validate_fit(X, y)
         folds = StratifiedKFold(self.cv, shuffle=True, random_state=self.random_state)
         self.models_ = [clone(self.member).fit([texts[i] for i in train], codes[train])
@@ -97,8 +99,8 @@ class FoldAverage(ModelPlugin):
         directory = Path(directory)
         spec = json.loads((directory / FOLDS_JSON).read_text())
         n_folds = spec.get("n_folds") if isinstance(spec, dict) else None
-        if isinstance(n_folds, bool) or not isinstance(n_folds, int) \
-                or not 1 <= n_folds <= MAX_FOLDS or not isinstance(spec.get("plugin"), str):
+        if not Interval(int, 1, MAX_FOLDS, "both").accepts(n_folds) \
+                or not isinstance(spec.get("plugin"), str):
             raise ModelDirectoryError(f"{directory / FOLDS_JSON} must name a plugin and 1-"
                                       f"{MAX_FOLDS} folds; the model directory is damaged")
         member_cls = registry.get_plugin(spec["plugin"])  # a registry lookup, never an import

@@ -9,11 +9,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import pandas as pd
-
-from engine import __version__
 from engine.streaming import DEFAULT_CHUNK_SIZE
 from engine.tables import make_console
+from engine.version import __version__
 
 console = make_console()
 err_console = make_console(stderr=True)
@@ -65,6 +63,8 @@ def _threshold(value: str) -> str | float | None:
 
 
 def cmd_fit(args: argparse.Namespace) -> None:
+    import pandas as pd
+
     from engine.config import load_config
     from engine.tables import print_table
     from engine.workflows import fit_config
@@ -78,7 +78,7 @@ def cmd_fit(args: argparse.Namespace) -> None:
     console.print(f"saved {path}")
 
 
-def _chunks(model, args: argparse.Namespace, settings: dict):
+def _chunks(args: argparse.Namespace, settings: dict):
     from engine.streaming import predict_chunks
 
     return predict_chunks(args.model, args.data, {"text": settings["text"],
@@ -158,7 +158,7 @@ def cmd_submit(args: argparse.Namespace) -> None:
     settings = _settings(model, args)
     sample = read_table(args.sample)
     submission = write_submission(model, None, sample, args.output, settings["id"],
-                                  chunks=_chunks(model, args, settings))
+                                  chunks=_chunks(args, settings))
     balance = submission.iloc[:, 1].value_counts(normalize=True).sort_index()
     shares = ", ".join(f"{k}: {100 * v:.1f}%" for k, v in balance.items())
     threshold = getattr(model, "threshold_", None)
@@ -398,7 +398,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         err_console.print("interrupted; nothing was half-written")
         return 130
-    except (EnsembleError, ValueError, TypeError, OSError, json.JSONDecodeError) as exc:
+    except (EnsembleError, ValueError, OSError) as exc:  # a TypeError is a bug: traceback
         if os.environ.get("ENSEMBLE_DEBUG"):
             raise
         message = " ".join(str(exc).split()) or type(exc).__name__

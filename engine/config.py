@@ -56,7 +56,7 @@ class Config:
         ensemble = Ensemble(self.members, text=self.data.text, fill_na=self.data.fill_na,
                             member_text=self.member_text or None,
                             **{**self.ensemble, **overrides})
-        ensemble._validate_params()  # unknown plugins and bad params fail before any data is read
+        ensemble._checked_members()  # unknown plugins and bad params fail before any data is read
         return ensemble
 
 

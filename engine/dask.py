@@ -11,10 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from engine.persistence import read_manifest
+from engine.io.model_dir import class_dtype, read_manifest
 from engine.streaming import predict_frame
 
 
@@ -54,7 +53,7 @@ def predict(model: str | Path, frame: Any, text: Any = None, fill_na: str | None
     path = str(Path(model).resolve())
     manifest = read_manifest(path)  # fail here, not on a worker, if it is not a model
     classes = manifest["classes"]["values"]
-    dtype = {"b": bool, "i": np.int64, "f": float}.get(manifest["classes"]["dtype"], object)
+    dtype = class_dtype(manifest["classes"]["dtype"]) or object
     meta = pd.DataFrame(_columns(classes, dtype))
     settings = {"text": text, "fill_na": fill_na}
     return frame.map_partitions(predict_frame, path, settings, tuple(trusted), meta=meta)

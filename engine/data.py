@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
+from engine.constraints import Interval, check_param
 from engine.errors import DataError, did_you_mean
 
 CSV_ERRORS = (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError)
@@ -39,8 +40,7 @@ def read_table(path: str | Path, **kwargs: Any) -> pd.DataFrame:
 
 def read_chunks(path: str | Path, chunk_size: int) -> Iterator[pd.DataFrame]:
     """Read a CSV file ``chunk_size`` rows at a time, with :func:`read_table`'s errors."""
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-        raise DataError(f"chunk size must be a positive number of rows, got {chunk_size!r}")
+    check_param("chunk size", chunk_size, [Interval(int, 1, None)])
     path = Path(path)
     reader = read_table(path, chunksize=chunk_size)
     try:
@@ -57,6 +57,45 @@ def require_columns(frame: pd.DataFrame, columns: Sequence[str], where: str = "d
             raise DataError(f"column '{column}' not found in {where}"
                             f"{did_you_mean(column, map(str, frame.columns))}; "
                             f"columns are: {', '.join(map(str, frame.columns))}")
+
+
+def as_python(value: Any) -> Any:
+    """A NumPy scalar as the Python value it holds (anything else unchanged).
+
+    Examples
+    --------
+    >>> as_python(np.int64(3)), as_python("x")
+    (3, 'x')
+    """
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def as_text_list(X: Any, fill_na: str | None = None) -> list[str]:
+    """X (a sequence of texts, not a DataFrame) as a list of str.
+
+    Missing values (None, NaN) become ``fill_na`` when it is given; any other
+    non-text row is an error that names the rows and the fix.
+
+    Examples
+    --------
+    >>> as_text_list(["a fire", None], fill_na="")
+    ['a fire', '']
+    """
+    if isinstance(X, str):
+        raise DataError("X must be a sequence of texts, not a single string; wrap it in a list")
+    try:
+        texts = X.tolist() if isinstance(X, (pd.Series, np.ndarray)) else list(X)
+    except TypeError:
+        raise DataError(f"X must be a sequence of texts, got {type(X).__name__}") from None
+    bad = np.array([not isinstance(t, str) for t in texts], dtype=bool)
+    if bad.any() and fill_na is not None:
+        missing = [t is None or (isinstance(t, float) and np.isnan(t)) for t in texts]
+        texts = [fill_na if m else t for t, m in zip(texts, missing, strict=True)]
+        bad = np.array([not isinstance(t, str) for t in texts], dtype=bool)
+    if bad.any():
+        _raise_missing(np.flatnonzero(bad), "fill_na='' for missing values, or convert "
+                                            "them to str first")
+    return texts
 
 
 def select_texts(X: Any, text: str | Sequence[str] = "text",
@@ -86,21 +125,7 @@ def select_texts(X: Any, text: str | Sequence[str] = "text",
             _raise_missing(np.flatnonzero(missing), "fill_na='' (CLI: --fill-na '')")
         values = parts.astype(str).agg(" ".join, axis=1) if len(columns) > 1 else parts.iloc[:, 0]
         return [str(v) if not isinstance(v, str) else v for v in values]
-    if isinstance(X, str):
-        raise DataError("X must be a sequence of texts, not a single string; wrap it in a list")
-    if isinstance(X, pd.Series):
-        X = X.tolist()
-    texts = list(X)
-    bad = np.array([not isinstance(t, str) for t in texts], dtype=bool)
-    if bad.any():
-        if fill_na is not None:
-            missing = [t is None or (isinstance(t, float) and np.isnan(t)) for t in texts]
-            texts = [fill_na if m else t for t, m in zip(texts, missing, strict=True)]
-            bad = np.array([not isinstance(t, str) for t in texts], dtype=bool)
-        if bad.any():
-            _raise_missing(np.flatnonzero(bad), "fill_na='' for missing values, or convert "
-                                                "them to str first")
-    return texts
+    return as_text_list(X, fill_na)
 
 
 def _raise_missing(rows: np.ndarray, fix: str) -> None:
@@ -165,15 +190,12 @@ def check_folds(codes: np.ndarray, classes: np.ndarray, cv: int) -> None:
     """Every class needs at least ``cv`` rows for stratified K-fold."""
     counts = np.bincount(codes, minlength=len(classes))
     smallest = int(np.argmin(counts))
+    label = as_python(classes[smallest])
     if counts[smallest] < 2:
-        label = classes[smallest].item() if hasattr(classes[smallest], "item") else \
-            classes[smallest]
         raise DataError(f"class {label!r} has only 1 row; out-of-fold training needs at least "
                         f"2 rows per class (and cv rows for cv folds): add rows or drop the "
                         f"class")
     if counts[smallest] < cv:
-        label = classes[smallest].item() if hasattr(classes[smallest], "item") else \
-            classes[smallest]
         raise DataError(f"class {label!r} has {counts[smallest]} rows, fewer than "
                         f"cv={cv} folds; lower cv or add rows of that class")
 

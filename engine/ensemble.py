@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from joblib import Parallel, delayed
@@ -17,19 +17,23 @@ from sklearn.utils.validation import check_is_fitted
 from engine import registry
 from engine.bagging import FoldAverage
 from engine.combiners.base import Combiner
+from engine.constraints import Interval, check_param, validate_params
 from engine.data import check_folds, data_hash, encode_labels, numeric_columns, select_texts
 from engine.errors import ConfigError
 from engine.features import filling_on_predict
+from engine.io.model_dir import ModelParts, model_errors, read_model, write_model
 from engine.metrics import classification_scores
 from engine.parallel import check_backend, fit_backend, limit_threads
 from engine.progress import fit_progress
+from engine.protocol import ModelPluginProtocol
+from engine.seeding import seeded
 from engine.thresholds import best_threshold, check_threshold
 
 MemberSpec = Any  # a plugin instance, a registry name, or (name, params)
 MEMBER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
-def build_member(spec: MemberSpec) -> Any:
+def build_member(spec: MemberSpec) -> ModelPluginProtocol:
     """An unfitted plugin instance from an instance, ``"name"`` or ``("name", {params})``."""
     if isinstance(spec, str):
         spec = (spec, {})
@@ -61,15 +65,7 @@ def build_combiner(spec: Any, random_state: int | None = None) -> Combiner:
     else:
         raise ConfigError(f"combiner must be a name like 'stacking', (name, params) or a "
                           f"Combiner; got {spec!r}")
-    return _seeded(combiner, random_state)
-
-
-def _seeded(estimator: Any, random_state: int | None) -> Any:
-    """Give ``estimator`` the ensemble's seed unless it has one of its own."""
-    params = estimator.get_params(deep=False)
-    if random_state is not None and "random_state" in params and params["random_state"] is None:
-        estimator.set_params(random_state=random_state)
-    return estimator
+    return seeded(combiner, random_state)
 
 
 def _fit_one(job: tuple[str, int | None], member: Any, texts: list[str], codes: np.ndarray,
@@ -170,7 +166,9 @@ class Ensemble(ClassifierMixin, BaseEstimator):
     [1]
     """
 
-    def __init__(self, members: Mapping[str, MemberSpec], combiner: Any = "mean", cv: int = 5,
+    _constraints: ClassVar[dict[str, list[Any]]] = {"cv": [Interval(int, 2, None)]}
+
+    def __init__(self, members: Mapping[str, MemberSpec], combiner: Any = "mean", *, cv: int = 5,
                  random_state: int | None = None, text: str | Sequence[str] = "text",
                  member_text: Mapping[str, str | Sequence[str]] | None = None,
                  fill_na: str | None = None, n_jobs: int | None = None,
@@ -195,15 +193,15 @@ class Ensemble(ClassifierMixin, BaseEstimator):
 
     # -- fitting -----------------------------------------------------------------
 
-    def _validate_params(self) -> dict[str, Any]:
+    def _checked_members(self) -> dict[str, ModelPluginProtocol]:
+        """Check every parameter, then build the (unfitted, seeded) members."""
         if not isinstance(self.members, Mapping) or not self.members:
             raise ConfigError("members must be a non-empty dict of name -> plugin")
         for name in self.members:
             if not isinstance(name, str) or not MEMBER_NAME.match(name):
                 raise ConfigError(f"member name {name!r} must be 1-64 letters, digits, '.', "
                                   f"'_' or '-', starting with a letter or digit")
-        if isinstance(self.cv, bool) or not isinstance(self.cv, int) or self.cv < 2:
-            raise ConfigError(f"cv must be an integer >= 2, got {self.cv!r}")
+        validate_params(self, self._constraints)
         for key in ("member_text", "member_cv", *(["refit"] if isinstance(self.refit, Mapping)
                                                    else [])):
             unknown = sorted(set(getattr(self, key) or {}) - set(self.members))
@@ -211,15 +209,14 @@ class Ensemble(ClassifierMixin, BaseEstimator):
                 raise ConfigError(f"{key} names {unknown}, which are not members "
                                   f"({', '.join(self.members)})")
         for name, folds in (self.member_cv or {}).items():
-            if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
-                raise ConfigError(f"member_cv['{name}'] must be an integer >= 2, got {folds!r}")
+            check_param(f"member_cv['{name}']", folds, self._constraints["cv"])
         refits = self.refit.values() if isinstance(self.refit, Mapping) else [self.refit]
         if not all(isinstance(r, bool) for r in refits):
             raise ConfigError(f"refit must be True, False or a dict of member -> bool, got "
                               f"{self.refit!r}")
         check_threshold(self.threshold)
         check_backend(self.backend, self.scheduler)
-        return {name: _seeded(build_member(spec), self.random_state)
+        return {name: seeded(build_member(spec), self.random_state)
                 for name, spec in self.members.items()}
 
     def fit(self, X: Any, y: Any) -> Ensemble:
@@ -236,7 +233,7 @@ class Ensemble(ClassifierMixin, BaseEstimator):
         -------
         self : Ensemble
         """
-        members = self._validate_params()
+        members = self._checked_members()
         combiner = build_combiner(self.combiner, self.random_state)
         texts = self.member_texts(X, members)
         codes, classes = encode_labels(y, len(next(iter(texts.values()))))
@@ -333,13 +330,40 @@ class Ensemble(ClassifierMixin, BaseEstimator):
         new = clone(self).set_params(
             members={m: self.members[m] for m in keep}, combiner=combiner,
             member_text={m: c for m, c in (self.member_text or {}).items() if m in keep} or None)
-        new.members_ = {m: self.members_[m] for m in keep}
-        new.fit_seconds_ = {m: self.fit_seconds_[m] for m in keep}
-        new.classes_, new.y_codes_, new.oof_ = self.classes_, self.y_codes_, self.oof_[index]
-        new.oof_features_ = self.oof_features_ if wanted else None
-        new.training_ = dict(self.training_)
+        new._restore(ModelParts(
+            members={m: self.members_[m] for m in keep},
+            fit_seconds={m: self.fit_seconds_[m] for m in keep}, classes=self.classes_,
+            oof=self.oof_[index], y_codes=self.y_codes_,
+            oof_features=self.oof_features_ if wanted else None, training=self.training_))
         new._fit_combiner(new_combiner)
         return new
+
+    # -- the model directory -----------------------------------------------------
+
+    def _parts(self) -> ModelParts:
+        """This fitted ensemble as the parts the model directory stores."""
+        check_is_fitted(self)
+        return ModelParts(
+            members=self.members_, fit_seconds=self.fit_seconds_, classes=self.classes_,
+            oof=self.oof_, y_codes=self.y_codes_, oof_features=self.oof_features_,
+            training=self.training_, combiner=self.combiner_, scores=self.scores_,
+            threshold=getattr(self, "threshold_", None),
+            settings={k: v for k, v in self.get_params(deep=False).items()
+                      if k not in ("members", "combiner")})
+
+    def _restore(self, parts: ModelParts) -> Ensemble:
+        """Set the fitted attributes from ``parts`` (the combiner's only when they have one)."""
+        self.members_ = dict(parts.members)
+        self.fit_seconds_ = dict(parts.fit_seconds)
+        self.classes_, self.y_codes_, self.oof_ = parts.classes, parts.y_codes, parts.oof
+        self.oof_features_ = parts.oof_features
+        self.training_ = dict(parts.training)
+        if parts.combiner is not None:
+            self.combiner_, self.scores_ = parts.combiner, parts.scores
+            self.threshold_ = parts.threshold
+        if parts.manifest is not None:
+            self.manifest_ = parts.manifest
+        return self
 
     # -- prediction ----------------------------------------------------------------
 
@@ -362,10 +386,6 @@ class Ensemble(ClassifierMixin, BaseEstimator):
         check_is_fitted(self)
         texts = self.member_texts(X)
         return {name: member.predict_proba(texts[name]) for name, member in self.members_.items()}
-
-    def _combine(self, X: Any) -> tuple[np.ndarray, np.ndarray | None]:
-        P = np.stack(list(self.member_proba(X).values()))
-        return P, numeric_columns(X, getattr(self.combiner_, "passthrough", None))
 
     def _decide(self, proba: np.ndarray) -> np.ndarray:
         """Class codes from combined probabilities, with the threshold when there is one."""
@@ -448,7 +468,28 @@ class Ensemble(ClassifierMixin, BaseEstimator):
 
         ``data`` is free-form JSON kept in the manifest (the CLI stores column names).
         """
-        from engine.persistence import save_ensemble
-
-        save_ensemble(self, path, data)
+        write_model(self._parts(), path, data)
         return self
+
+
+def load_ensemble(path: str | Path, trusted: Iterable[str] = ()) -> Ensemble:
+    """Load and verify a model directory written by :meth:`Ensemble.save`.
+
+    Parameters
+    ----------
+    path : str or Path
+        The model directory.
+    trusted : list of str, default=()
+        Extra fully-qualified type names the skops files may contain; only
+        for models from a source you trust.
+
+    Returns
+    -------
+    Ensemble
+        Fitted, ready to predict.
+    """
+    parts = read_model(path, trusted)
+    with model_errors(Path(path)):  # settings a damaged manifest holds fail here
+        ensemble = Ensemble(members=dict(parts.members), combiner=parts.combiner,
+                            **parts.settings)
+    return ensemble._restore(parts)

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from engine import registry
-from engine.data import numeric_columns
+from engine.data import as_python, numeric_columns
 from engine.errors import DataError, EnsembleError
 from engine.metrics import SCORE_COLUMNS, classification_scores
 
@@ -19,12 +19,12 @@ from engine.metrics import SCORE_COLUMNS, classification_scores
 def encode_known(classes: np.ndarray, y: Any) -> np.ndarray:
     """Codes of labels the ensemble was trained on; unseen labels are an error."""
     values = pd.Series(np.asarray(y, dtype=object))
-    lookup = {c.item() if hasattr(c, "item") else c: i for i, c in enumerate(classes)}
-    codes = values.map(lambda v: lookup.get(v.item() if hasattr(v, "item") else v, -1))
+    lookup = {as_python(c): i for i, c in enumerate(classes)}
+    codes = values.map(lambda v: lookup.get(as_python(v), -1))
     unseen = sorted({str(v) for v, c in zip(values, codes, strict=True) if c < 0})
     if unseen:
         raise DataError(f"labels {unseen[:5]} were not seen in training "
-                        f"(classes: {[c.item() for c in classes]}); check the label column")
+                        f"(classes: {[as_python(c) for c in classes]}); check the label column")
     return codes.to_numpy(dtype=np.int64)
 
 

@@ -77,16 +77,20 @@ class FeatureCache:
 
     Examples
     --------
-    >>> cache = FeatureCache("/tmp/features")          # doctest: +SKIP
-    >>> vectors = cache.encode(encoder, ["a tweet"])   # computed once, then read back
+    >>> import tempfile
+    >>> class Lengths(Encoder):
+    ...     name, dim, identity = "lengths", 1, "lengths:1"
+    ...     def _encode(self, texts):
+    ...         return [[len(t)] for t in texts]
+    >>> cache = FeatureCache(tempfile.mkdtemp())
+    >>> cache.encode(Lengths(), ["a tweet"])  # computed once, then read back
+    array([[7.]], dtype=float32)
     """
 
     _warned: set[str] = set()
 
     def __init__(self, directory: str | Path | None = None) -> None:
         self.directory = Path(directory) if directory is not None else default_cache_dir()
-        self.hits = 0
-        self.misses = 0
 
     def _folder(self, encoder: Encoder) -> Path:
         return self.directory / hashlib.sha256(encoder.identity.encode()).hexdigest()[:16]
@@ -127,11 +131,9 @@ class FeatureCache:
                 missing.setdefault(key, []).append(i)
             else:
                 out[i] = vector
-        self.hits += len(texts) - sum(len(v) for v in missing.values())
         if missing:
             rows = [v[0] for v in missing.values()]
             vectors = encoder.encode([texts[i] for i in rows])
-            self.misses += len(rows)
             for (key, where), vector in zip(missing.items(), vectors, strict=True):
                 out[where] = vector
                 if write:

@@ -12,7 +12,7 @@ import pandas as pd
 
 from engine.data import require_columns
 from engine.errors import DataError, EnsembleError
-from engine.persistence import atomic_write
+from engine.io.atomic import atomic_write
 
 
 class KaggleError(EnsembleError):

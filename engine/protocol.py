@@ -12,20 +12,27 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from engine.errors import ConfigError, DataError
-from engine.sklearn_io import trusting
-from engine.state_io import load_state, save_state
+from engine.constraints import Interval, validate_params
+from engine.data import as_text_list
+from engine.errors import DataError
+from engine.io.skops import trusting
+from engine.io.state import load_state, save_state
+
+POSITIVE_INT = Interval(int, 1, None)
 
 
-@runtime_checkable
 class ModelPluginProtocol(Protocol):
-    """What the engine calls on a member; any class with these works."""
+    """What the engine calls on a member; any class with these works.
+
+    The static type of every member (``build_member``, ``Ensemble.members_``):
+    a type checker tells a plugin author what is missing before anything runs.
+    """
 
     name: ClassVar[str]
 
@@ -57,6 +64,9 @@ class ModelPlugin(BaseEstimator):
     trusted_types : tuple of str
         Fully-qualified types beyond skops' defaults that ``load`` accepts in
         this plugin's own files (e.g. ``"sklearn.calibration._SigmoidCalibration"``).
+    _constraints : dict of str to list
+        What each parameter may be (:mod:`engine.constraints`), as
+        scikit-learn's ``_parameter_constraints``; ``_check_params()`` checks them.
 
     Examples
     --------
@@ -76,6 +86,8 @@ class ModelPlugin(BaseEstimator):
     # Types beyond skops' defaults that this plugin's own files may hold. Trust
     # comes from the installed plugin code, never from the model directory.
     trusted_types: ClassVar[tuple[str, ...]] = ()
+    # What each parameter may be (engine.constraints), checked by _check_params.
+    _constraints: ClassVar[dict[str, list[Any]]] = {}
 
     def fit(self, X: Sequence[str], y: np.ndarray) -> ModelPlugin:
         raise NotImplementedError(f"{type(self).__name__} must implement fit(X, y)")
@@ -117,32 +129,31 @@ class ModelPlugin(BaseEstimator):
         self.n_classes_ = int(codes.max()) + 1
         return texts, codes.astype(np.int64)
 
-    def _require_positive_ints(self, *names: str) -> None:
-        """ConfigError naming the first parameter that is not a positive integer."""
-        for name in names:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+    def _check_params(self) -> None:
+        """ConfigError for the first parameter that breaks the class's ``_constraints``."""
+        validate_params(self, self._constraints)
 
     def _validate_predict(self, X: Sequence[str]) -> list[str]:
         check_is_fitted(self, "n_classes_")
         return as_text_list(X)
 
 
-def as_text_list(X: Any) -> list[str]:
-    """Return X as a list of str; a clear error names non-text rows."""
-    if isinstance(X, str):
-        raise DataError("X must be a sequence of texts, not a single string; wrap it in a list")
-    try:
-        texts = list(X)
-    except TypeError:
-        raise DataError(f"X must be a sequence of texts, got {type(X).__name__}") from None
-    bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
-    if bad:
-        shown = ", ".join(str(i) for i in bad[:5]) + (" ..." if len(bad) > 5 else "")
-        raise DataError(f"{len(bad)} texts are not strings (rows {shown}); "
-                        f"fill missing texts first, e.g. fill_na=''")
-    return texts
+def proba_from_output(out: Any) -> np.ndarray:
+    """Class probabilities (n, K) from a network's output layer.
+
+    One sigmoid unit (two classes) becomes the two columns ``1 - p, p``; a
+    softmax is renormalised in float64 so that rows sum to 1 exactly enough.
+
+    Examples
+    --------
+    >>> proba_from_output(np.array([[0.25], [1.0]], dtype=np.float32))
+    array([[0.75, 0.25],
+           [0.  , 1.  ]])
+    """
+    out = np.asarray(out, dtype=np.float64)
+    if out.shape[1] == 1:
+        return np.hstack([1 - out, out])
+    return out / out.sum(axis=1, keepdims=True)
 
 
 def proba_by_code(estimator: Any, features: Any, n_classes: int) -> np.ndarray:

@@ -1,25 +1,50 @@
-"""The plugin registry: a pluggy PluginManager fed by the ``ensemble_engine`` entry points.
+"""The plugin registry: a pluggy PluginManager fed by the built-ins, then entry points.
 
-Built-in plugins are listed as entry points in this project's own
-``pyproject.toml``, so they are found exactly the way a third-party package's
-are; nothing here names them.
+Built-in plugins are the modules named in :data:`DEFAULT_PLUGINS`, registered
+through the same hooks as everyone else's (as ``llm/plugins.py`` does); a
+third-party package joins through the ``ensemble_engine`` entry-point group.
+Nothing else here names a plugin.
+
+``ENSEMBLE_LOAD_PLUGINS`` limits which third-party plugins load: a
+comma-separated list of distribution or entry-point names (empty: none), to
+find the one that breaks.
 """
 
 from __future__ import annotations
 
+import importlib
+import os
 import types
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib.metadata import entry_points
 
 import pluggy
 
 from engine import hookspecs
 from engine.errors import PluginNotFoundError, did_you_mean
+from engine.version import __version__
 
 ENTRY_POINT_GROUP = "ensemble_engine"
+LOAD_PLUGINS_ENV = "ENSEMBLE_LOAD_PLUGINS"
 HOOKS = {"plugin": "register_plugins", "combiner": "register_combiners",
          "encoder": "register_encoders", "weights": "register_weights"}
+# The built-ins, imported by name and registered like any package's plugins.
+DEFAULT_PLUGINS = (
+    "engine.bagging",
+    "engine.combiners.builtin",
+    "plugins.keras_text",
+    "plugins.sklearn_pipeline",
+    "plugins.tfhub_encoder",
+    "plugins.tfidf_lr",
+    "plugins.tfidf_nb",
+    "plugins.transformer",
+    "plugins.transformer_presets",
+    "plugins.sentence_encoder",
+    "plugins.use_bundled",
+)
+BUILTIN_PACKAGE = "ensemble-engine"
 
 
 @dataclass(frozen=True)
@@ -44,7 +69,10 @@ class Registry:
     Parameters
     ----------
     entry_points : bool, default=True
-        Load every module listed under the ``ensemble_engine`` entry-point group.
+        Load the modules listed under the ``ensemble_engine`` entry-point group
+        (those ``ENSEMBLE_LOAD_PLUGINS`` allows, when it is set).
+    builtins : bool, default=True
+        Load the built-in plugins (:data:`DEFAULT_PLUGINS`).
 
     Examples
     --------
@@ -53,24 +81,63 @@ class Registry:
     'TfidfNB'
     """
 
-    def __init__(self, entry_points: bool = True) -> None:
+    def __init__(self, entry_points: bool = True, builtins: bool = True) -> None:
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
         self.pm.add_hookspecs(hookspecs)
+        # plugin name -> (package, version) it is credited to
+        self._origins: dict[str, tuple[str, str]] = {}
+        if builtins:
+            for module in DEFAULT_PLUGINS:
+                self.pm.register(importlib.import_module(module), name=module)
+                self._origins[module] = (BUILTIN_PACKAGE, __version__)
         if entry_points:
-            self.pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+            self._load_entry_points()
         self._cache: dict[str, dict[str, Registration]] | None = None
 
-    def register(self, plugin: object, name: str | None = None) -> None:
-        """Register a module or object that implements the hooks."""
-        self.pm.register(plugin, name=name)
+    def _load_entry_points(self) -> None:
+        wanted = os.environ.get(LOAD_PLUGINS_ENV)
+        allowed = None if wanted is None else {w.strip() for w in wanted.split(",") if w.strip()}
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            module_name = ep.value.partition(":")[0]
+            if module_name in DEFAULT_PLUGINS or self.pm.get_plugin(ep.name) is not None:
+                continue  # a built-in (listed by an older install's metadata) or loaded already
+            package = ep.dist.metadata["name"] if ep.dist is not None else ep.name
+            if allowed is not None and not {package, ep.name} & allowed:
+                continue
+            self.pm.register(ep.load(), name=ep.name)
+            self._origins[ep.name] = (package, ep.dist.version if ep.dist else "unknown")
+
+    def register(self, plugin: object, name: str | None = None) -> str:
+        """Register a module or object that implements the hooks; returns its plugin name."""
+        registered = self.pm.register(plugin, name=name)
+        self._cache = None
+        return registered or self.pm.get_name(plugin)
+
+    def unregister(self, plugin: object | None = None, name: str | None = None) -> None:
+        """Undo :meth:`register` or :meth:`register_class` (by object or by plugin name)."""
+        self.pm.unregister(plugin, name=name)
         self._cache = None
 
-    def register_class(self, cls: type, kind: str = "plugin") -> None:
-        """Register one class directly (handy in notebooks and tests)."""
+    def register_class(self, cls: type, kind: str = "plugin") -> str:
+        """Register one class directly (handy in notebooks and tests); returns the plugin name.
+
+        Examples
+        --------
+        >>> from engine.protocol import ModelPlugin
+        >>> class Constant(ModelPlugin):
+        ...     name = "constant"
+        >>> registry = Registry(entry_points=False)
+        >>> plugin_name = registry.register_class(Constant)
+        >>> registry.get_plugin("constant") is Constant
+        True
+        >>> registry.unregister(name=plugin_name)
+        >>> "constant" in registry.plugins()
+        False
+        """
         hook = HOOKS[kind]
         module = types.ModuleType(cls.__module__)
         setattr(module, hook, hookspecs.hookimpl(specname=hook)(lambda register: register(cls)))
-        self.register(module, name=f"{kind}:{cls.__module__}.{cls.__qualname__}")
+        return self.register(module, name=f"{kind}:{cls.__module__}.{cls.__qualname__}")
 
     def plugins(self) -> dict[str, Registration]:
         """All model plugins by name."""
@@ -117,16 +184,14 @@ class Registry:
     def _collect(self) -> dict[str, dict[str, Registration]]:
         if self._cache is not None:
             return self._cache
-        dists = {id(module): dist for module, dist in self.pm.list_plugin_distinfo()}
         found: dict[str, dict[str, Registration]] = {kind: {} for kind in HOOKS}
         for kind, hook in HOOKS.items():
             caller = getattr(self.pm.hook, hook)
             # Called one implementation at a time so every class is credited
             # to the package whose entry point registered it.
             for impl in caller.get_hookimpls():
-                dist = dists.get(id(impl.plugin))
-                package = dist.project_name if dist else impl.plugin_name
-                version = dist.version if dist else "unknown"
+                package, version = self._origins.get(impl.plugin_name,
+                                                     (impl.plugin_name, "unknown"))
                 impl.function(register=self._registrar(found[kind], kind, package, version))
         self._cache = found
         return found
@@ -174,9 +239,12 @@ def register_plugin(cls: type) -> type:
 
     Examples
     --------
+    >>> from engine import ModelPlugin
     >>> @register_plugin
     ... class MyModel(ModelPlugin):
     ...     name = "my-model"
+    >>> get_registry().get_plugin("my-model") is MyModel
+    True
     """
     get_registry().register_class(cls, "plugin")
     return cls

@@ -3,30 +3,43 @@
 Chunks are predicted in this process, or with ``n_jobs`` in joblib worker
 processes that each load the model directory once; results come back in file
 order and are written as they arrive.
+
+pandas, joblib and the ensemble are imported where they are used: the CLI
+reads :data:`DEFAULT_CHUNK_SIZE` from here to build its ``--help``.
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
-from joblib import Parallel, delayed
 
-from engine.data import read_chunks
-from engine.parallel import limit_threads, worker_threads
-from engine.persistence import atomic_write, load_ensemble
+from engine.io.atomic import atomic_write
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 DEFAULT_CHUNK_SIZE = 50_000
 
 
 @functools.lru_cache(maxsize=4)
-def loaded(path: str, trusted: tuple[str, ...] = ()) -> Any:
-    """The model at ``path``, loaded (and verified) once per process."""
+def _load_once(path: str, trusted: tuple[str, ...]) -> Any:
+    from engine.ensemble import load_ensemble
+
     return load_ensemble(path, trusted)
+
+
+def loaded(path: str, trusted: tuple[str, ...] = ()) -> Any:
+    """The model at ``path``, loaded (and verified) once per process.
+
+    Each caller gets its own shallow copy, so the settings one sets
+    (``set_params(text=...)``) never reach another; the fitted members are shared.
+    """
+    return copy.copy(_load_once(path, trusted))
 
 
 def predict_frame(frame: pd.DataFrame, path: str, settings: dict[str, Any] | None = None,
@@ -35,6 +48,10 @@ def predict_frame(frame: pd.DataFrame, path: str, settings: dict[str, Any] | Non
 
     ``settings`` (``text``, ``fill_na``) override what the model was saved with.
     """
+    import pandas as pd
+
+    from engine.parallel import limit_threads
+
     limit_threads(threads)
     model = loaded(path, trusted)
     if settings:
@@ -53,6 +70,11 @@ def predict_chunks(model_dir: str | Path, data: str | Path, settings: dict[str, 
                    chunk_size: int = DEFAULT_CHUNK_SIZE, n_jobs: int | None = None,
                    trusted: tuple[str, ...] = ()) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
     """Yield ``(rows, predictions)`` for each chunk of the CSV ``data``, in file order."""
+    from joblib import Parallel, delayed
+
+    from engine.data import read_chunks
+    from engine.parallel import worker_threads
+
     path = str(Path(model_dir).resolve())
     chunks = read_chunks(data, chunk_size)
     if n_jobs in (None, 1):

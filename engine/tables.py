@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import math
 import sys
+from typing import TYPE_CHECKING
 
-import pandas as pd
 from rich.console import Console
 from rich.table import Table
+
+if TYPE_CHECKING:  # only annotations: printing a table needs no pandas import
+    import pandas as pd
 
 PERCENT = {"accuracy"}
 LABELS = {"accuracy": "accuracy %", "f1": "F1 weighted", "f1_positive": "F1 positive",

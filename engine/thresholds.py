@@ -2,26 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
-from sklearn.metrics import balanced_accuracy_score, matthews_corrcoef
 
+from engine.constraints import Interval
 from engine.errors import ConfigError, did_you_mean
+from engine.metrics import SCORERS
 
-
-def _f1(y: np.ndarray, pred: np.ndarray) -> float:
-    tp = np.sum(pred & (y == 1))
-    denominator = np.sum(pred) + np.sum(y == 1)
-    return 2 * tp / denominator if denominator else 0.0
-
-
-METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
-    "f1": _f1,  # F1 of the positive class, Kaggle's metric for binary competitions
-    "accuracy": lambda y, pred: float(np.mean(pred == (y == 1))),
-    "balanced_accuracy": lambda y, pred: balanced_accuracy_score(y, pred.astype(int)),
-    "mcc": lambda y, pred: matthews_corrcoef(y, pred.astype(int)),
-}
+# The scorers a threshold can be tuned for: those that read only the predicted class.
+METRICS = [name for name, scorer in SCORERS.items() if not scorer.needs_proba]
 
 
 def check_threshold(threshold: str | float | None) -> None:
@@ -34,8 +22,7 @@ def check_threshold(threshold: str | float | None) -> None:
                               f"{did_you_mean(threshold, METRICS)}; use one of "
                               f"{', '.join(METRICS)} or a number between 0 and 1")
         return
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) \
-            or not 0 < threshold < 1:
+    if not Interval(float, 0, 1, "neither").accepts(threshold):
         raise ConfigError(f"threshold must be a metric name ({', '.join(METRICS)}) or a "
                           f"number between 0 and 1, got {threshold!r}")
 
@@ -54,18 +41,18 @@ def best_threshold(y: np.ndarray, positive: np.ndarray, metric: str = "f1") -> f
     positive : ndarray of float, shape (n,)
         Out-of-fold probabilities of class 1.
     metric : str, default="f1"
-        One of ``METRICS``.
+        A scorer of :data:`engine.metrics.SCORERS` that reads only the predicted class.
 
     Returns
     -------
     float
         Predict class 1 when ``positive >= threshold``.
     """
-    score = METRICS[metric]
+    scorer = SCORERS[metric]
     values = np.unique(positive)
     # More than ~1000 candidates changes nothing but the run time.
     candidates = values if len(values) <= 1000 else np.quantile(values, np.linspace(0, 1, 1001))
-    results = [score(y, positive >= t) for t in candidates]
+    results = [scorer.score_codes(y, (positive >= t).astype(np.int64), 2) for t in candidates]
     best = int(np.argmax(results))
     lower = values[values < candidates[best]]
     threshold = (candidates[best] + lower[-1]) / 2 if len(lower) else candidates[best]

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from engine.errors import EnsembleError
-from engine.persistence import sha256_file
+from engine.io.integrity import sha256_file
 
 
 class WeightsError(EnsembleError):

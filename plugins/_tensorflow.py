@@ -1,4 +1,4 @@
-"""Import TensorFlow quietly: its start-up and retracing logs are noise in a CLI."""
+"""TensorFlow for the plugins: imported quietly, thread-limited, and seeded for determinism."""
 
 import contextlib
 import os
@@ -51,3 +51,18 @@ def _limit_threads(tf: Any) -> None:
         tf.config.threading.set_inter_op_parallelism_threads(1)
     except RuntimeError:  # the runtime started already in this process: too late to change
         pass
+
+
+def seed_keras(random_state: int | None) -> None:
+    """Seed Keras (Python, NumPy, TensorFlow) and make TensorFlow's ops deterministic.
+
+    Same seed and data, same probabilities, bit for bit on CPU; nothing
+    happens when ``random_state`` is None.
+    """
+    if random_state is None:
+        return
+    tf = import_tensorflow()
+    import keras
+
+    keras.utils.set_random_seed(random_state)
+    tf.config.experimental.enable_op_determinism()

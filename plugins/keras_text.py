@@ -9,14 +9,16 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from engine import ModelPlugin, hookimpl
-from engine.errors import ConfigError, did_you_mean
-from engine.state_io import load_state, save_state
-from plugins._tensorflow import import_tensorflow
+from engine.constraints import Interval, Options
+from engine.errors import ConfigError
+from engine.io.state import load_state, save_state
+from engine.protocol import POSITIVE_INT, proba_from_output
+from plugins._tensorflow import import_tensorflow, seed_keras
 
 ARCHITECTURES = ("dense", "lstm", "gru", "bilstm", "conv1d", "mean-embedding", "multi-hot")
 MODEL_FILE = "model.keras"
@@ -87,8 +89,21 @@ class KerasText(ModelPlugin):
     """
 
     name = "keras-text"
+    _constraints: ClassVar[dict[str, list[Any]]] = {
+        "architecture": [Options(*ARCHITECTURES)],
+        **{key: [POSITIVE_INT] for key in ("max_tokens", "sequence_length", "embedding_dim",
+                                           "units", "filters", "kernel_size", "epochs",
+                                           "batch_size", "patience")},
+        "hidden_units": [None, POSITIVE_INT],
+        "ngrams": [None, POSITIVE_INT],
+        "dropout": [Interval(float, 0, 1)],
+        "validation_split": [Interval(float, 0, 1)],
+        "l2": [Interval(float, 0, None)],
+        "learning_rate": [Interval(float, 0, None, "neither")],
+        "class_weight": [None, Options("balanced"), dict],
+    }
 
-    def __init__(self, architecture: str = "dense", max_tokens: int = 10000,
+    def __init__(self, architecture: str = "dense", *, max_tokens: int = 10000,
                  sequence_length: int = 15,
                  standardize: str | None = "lower_and_strip_punctuation",
                  ngrams: int | None = None, embedding_dim: int = 128, units: int = 64,
@@ -125,32 +140,11 @@ class KerasText(ModelPlugin):
 
     def _check_params(self) -> None:
         """Every configuration error surfaces here, before any training."""
-        if self.architecture not in ARCHITECTURES:
-            raise ConfigError(f"unknown architecture '{self.architecture}'"
-                              f"{did_you_mean(self.architecture, ARCHITECTURES)}; "
-                              f"choose one of {', '.join(ARCHITECTURES)}")
-        positive = ["max_tokens", "sequence_length", "embedding_dim", "units", "filters",
-                    "kernel_size", "epochs", "batch_size", "patience"]
-        if self.hidden_units is not None:
-            positive.append("hidden_units")
-        if self.ngrams is not None:
-            positive.append("ngrams")
-        self._require_positive_ints(*positive)
+        super()._check_params()
         if self.max_tokens < 3:
             raise ConfigError("max_tokens must be at least 3 (padding, unknown, one word)")
-        for key, low, high in (("dropout", 0, 1), ("validation_split", 0, 1)):
-            value = getattr(self, key)
-            if not isinstance(value, (int, float)) or not low <= value < high:
-                raise ConfigError(f"{key} must be in [{low}, {high}), got {value!r}")
-        if not isinstance(self.l2, (int, float)) or self.l2 < 0:
-            raise ConfigError(f"l2 must be >= 0, got {self.l2!r}")
-        if not isinstance(self.learning_rate, (int, float)) or self.learning_rate <= 0:
-            raise ConfigError(f"learning_rate must be > 0, got {self.learning_rate!r}")
         if self.early_stopping and not self.validation_split:
             raise ConfigError("early_stopping needs validation_split > 0 to watch")
-        if self.class_weight not in (None, "balanced") and not isinstance(self.class_weight,
-                                                                          dict):
-            raise ConfigError("class_weight must be None, 'balanced' or a dict {code: weight}")
 
     # -- model -------------------------------------------------------------------
 
@@ -228,9 +222,7 @@ class KerasText(ModelPlugin):
         tf = import_tensorflow()
         import keras
 
-        if self.random_state is not None:
-            keras.utils.set_random_seed(self.random_state)
-            tf.config.experimental.enable_op_determinism()
+        seed_keras(self.random_state)
         model = self._build(texts, self.n_classes_)
         callbacks = []
         if self.early_stopping:
@@ -252,10 +244,7 @@ class KerasText(ModelPlugin):
         tf = import_tensorflow()
         out = self.model_.predict(tf.constant(texts, dtype=tf.string)[:, None],
                                   batch_size=max(self.batch_size, 256), verbose=0)
-        out = np.asarray(out, dtype=np.float64)
-        if self.n_classes_ == 2:
-            return np.hstack([1 - out, out])
-        return out / out.sum(axis=1, keepdims=True)
+        return proba_from_output(out)
 
     def save(self, directory: str | Path) -> None:
         directory = Path(directory)
@@ -276,24 +265,10 @@ class KerasText(ModelPlugin):
 
     def plot_history(self, path: str | Path) -> Path:
         """Draw loss and accuracy per epoch (training and validation) to a PNG file."""
-        import matplotlib
+        from engine.report.figures import training_curves
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
-        for ax, metric in zip(axes, ("loss", "accuracy"), strict=True):
-            for key, style in ((metric, "-"), (f"val_{metric}", "--")):
-                if key in self.history_:
-                    epochs = range(1, len(self.history_[key]) + 1)
-                    ax.plot(epochs, self.history_[key], style, marker="o", label=key)
-            ax.set_xlabel("epoch")
-            ax.set_title(metric)
-            ax.legend()
-        fig.suptitle(f"keras-text ({self.architecture})")
-        fig.tight_layout()
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
+        png = training_curves({f"keras-text ({self.architecture})": self.history_})
+        Path(path).write_bytes(png)
         return Path(path)
 
 

@@ -5,19 +5,19 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
 from engine import ModelPlugin, hookimpl
+from engine.constraints import Options
 from engine.encoder import Encoder
-from engine.errors import ConfigError
 from engine.features import FeatureCache, fill_on_predict
-from engine.protocol import proba_by_code
+from engine.io.state import load_state, save_state
+from engine.protocol import POSITIVE_INT, proba_by_code, proba_from_output
 from engine.registry import get_registry
-from engine.state_io import load_state, save_state
-from plugins._tensorflow import import_tensorflow
+from plugins._tensorflow import import_tensorflow, seed_keras
 
 HEADS = ("logistic", "dense")
 KERAS_HEAD = "head.keras"
@@ -65,8 +65,12 @@ class SentenceEncoderClassifier(ModelPlugin):
     """
 
     name = "use"
+    _constraints: ClassVar[dict[str, list[Any]]] = {
+        "head": [Options(*HEADS)],
+        **{key: [POSITIVE_INT] for key in ("hidden_units", "epochs", "batch_size")},
+    }
 
-    def __init__(self, backend: str = "bundled", handle: str | None = None,
+    def __init__(self, backend: str = "bundled", *, handle: str | None = None,
                  head: str = "logistic", C: float = 1.0, hidden_units: int = 64,
                  epochs: int = 5, batch_size: int = 32, learning_rate: float = 1e-3,
                  cache: bool = True, random_state: int | None = None) -> None:
@@ -92,11 +96,6 @@ class SentenceEncoderClassifier(ModelPlugin):
             return encoder.encode(texts)
         return FeatureCache().encode(encoder, texts, write=write)
 
-    def _check_params(self) -> None:
-        if self.head not in HEADS:
-            raise ConfigError(f"head must be one of {HEADS}, got {self.head!r}")
-        self._require_positive_ints("hidden_units", "epochs", "batch_size")
-
     def fit(self, X: Sequence[str], y: np.ndarray) -> SentenceEncoderClassifier:
         self._check_params()
         texts, codes = self._validate_fit(X, y)
@@ -119,10 +118,7 @@ class SentenceEncoderClassifier(ModelPlugin):
         features = self._embed(texts, write=fill_on_predict())
         if self.head == "logistic":
             return proba_by_code(self.head_, features, self.n_classes_)
-        out = np.asarray(self.head_.predict(features, verbose=0), dtype=np.float64)
-        if self.n_classes_ == 2:
-            return np.hstack([1 - out, out])
-        return out / out.sum(axis=1, keepdims=True)
+        return proba_from_output(self.head_.predict(features, verbose=0))
 
     def save(self, directory: str | Path) -> None:
         if self.head == "dense":
@@ -150,12 +146,10 @@ class SentenceEncoderClassifier(ModelPlugin):
 
 def _fit_dense_head(features: np.ndarray, codes: np.ndarray, n_classes: int,
                     params: SentenceEncoderClassifier) -> Any:
-    tf = import_tensorflow()
+    import_tensorflow()
     import keras
 
-    if params.random_state is not None:
-        keras.utils.set_random_seed(params.random_state)
-        tf.config.experimental.enable_op_determinism()
+    seed_keras(params.random_state)
     binary = n_classes == 2
     model = keras.Sequential([
         keras.Input((features.shape[1],)),

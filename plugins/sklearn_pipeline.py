@@ -12,6 +12,7 @@ from engine import ModelPlugin, hookimpl
 from engine.errors import ConfigError
 from engine.importing import build_estimator
 from engine.protocol import proba_by_code
+from engine.seeding import seeded
 
 
 class SklearnPipeline(ModelPlugin):
@@ -44,7 +45,7 @@ class SklearnPipeline(ModelPlugin):
 
     name = "sklearn"
 
-    def __init__(self, pipeline: Any = None, random_state: int | None = None) -> None:
+    def __init__(self, pipeline: Any = None, *, random_state: int | None = None) -> None:
         self.pipeline = pipeline
         self.random_state = random_state
 
@@ -59,12 +60,8 @@ class SklearnPipeline(ModelPlugin):
 
     def fit(self, X: Sequence[str], y: np.ndarray) -> SklearnPipeline:
         texts, codes = self._validate_fit(X, y)
-        pipeline = self._make_pipeline()
-        seed = getattr(self, "random_state", None)
-        if seed is not None:
-            seeds = {k: seed for k in pipeline.get_params()
-                     if k == "random_state" or k.endswith("__random_state")}
-            pipeline.set_params(**seeds)
+        # Subclasses without a random_state parameter (tfidf-nb) have nothing to seed.
+        pipeline = seeded(self._make_pipeline(), getattr(self, "random_state", None), deep=True)
         self.pipeline_ = pipeline.fit(texts, codes)
         return self
 

@@ -53,7 +53,7 @@ class TFHubEncoder(Encoder):
 
     name = "tfhub"
 
-    def __init__(self, handle: str = USE_V4, dim: int = 512, batch_size: int = 128) -> None:
+    def __init__(self, handle: str = USE_V4, *, dim: int = 512, batch_size: int = 128) -> None:
         super().__init__(batch_size)
         if not isinstance(handle, str) or not handle.strip():
             raise EncoderError("handle must be a TF Hub URL or a local SavedModel directory")

@@ -42,7 +42,7 @@ class TfidfLR(SklearnPipeline):
 
     name = "tfidf-lr"
 
-    def __init__(self, analyzer: str = "word", ngram_range: tuple[int, int] = (1, 2),
+    def __init__(self, *, analyzer: str = "word", ngram_range: tuple[int, int] = (1, 2),
                  min_df: int | float = 2, max_features: int | None = None,
                  sublinear_tf: bool = True, C: float = 1.0, class_weight: str | None = None,
                  random_state: int | None = None) -> None:

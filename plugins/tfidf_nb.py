@@ -38,7 +38,7 @@ class TfidfNB(SklearnPipeline):
 
     name = "tfidf-nb"
 
-    def __init__(self, ngram_range: tuple[int, int] = (1, 1), min_df: int | float = 1,
+    def __init__(self, *, ngram_range: tuple[int, int] = (1, 1), min_df: int | float = 1,
                  max_features: int | None = None, sublinear_tf: bool = False,
                  lowercase: bool = True, alpha: float = 1.0) -> None:
         self.ngram_range = ngram_range

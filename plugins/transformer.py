@@ -17,15 +17,17 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from engine import ModelPlugin, hookimpl, registry
+from engine.constraints import Interval, Options
 from engine.errors import ConfigError, DataError, ModelDirectoryError, PluginNotFoundError
 from engine.features import fill_on_predict
-from engine.state_io import load_state, save_state
-from plugins._tensorflow import import_tensorflow
+from engine.io.state import load_state, save_state
+from engine.protocol import POSITIVE_INT
+from plugins._tensorflow import import_tensorflow, seed_keras
 from plugins.transformer_batches import (
     HIDDEN,
     TOKENS,
@@ -209,6 +211,16 @@ class Transformer(ModelPlugin):
     """
 
     name = "transformer"
+    _constraints: ClassVar[dict[str, list[Any]]] = {
+        "pooling": [Options(*POOLINGS)],
+        "predict_dtype": [Options(*DTYPES)],
+        **{key: [POSITIVE_INT] for key in ("max_length", "epochs", "batch_size", "patience",
+                                           "predict_batch_size")},
+        "trainable_layers": [None, Interval(int, 0, None)],
+        **{key: [Interval(float, 0, 1)] for key in ("warmup", "validation_fraction", "dropout")},
+        "learning_rate": [Interval(float, 0, None, "neither")],
+        "weight_decay": [Interval(float, 0, None)],
+    }
 
     def __init__(self, preset: str = "minilm", *, pooling: str = "mean", max_length: int = 64,
                  epochs: int = 4, batch_size: int = 32, learning_rate: float = 5e-5,
@@ -237,31 +249,9 @@ class Transformer(ModelPlugin):
     # -- checks ------------------------------------------------------------------
 
     def _check_params(self) -> None:
-        if self.pooling not in POOLINGS:
-            raise ConfigError(f"pooling must be one of {', '.join(POOLINGS)}, got "
-                              f"{self.pooling!r}")
-        if self.predict_dtype not in DTYPES:
-            raise ConfigError(f"predict_dtype must be one of {', '.join(DTYPES)}, got "
-                              f"{self.predict_dtype!r}")
-        self._require_positive_ints("max_length", "epochs", "batch_size", "patience",
-                                    "predict_batch_size")
+        super()._check_params()
         if self.max_length < 3:
             raise ConfigError("max_length must be at least 3 ([CLS], one word-piece, [SEP])")
-        tl = self.trainable_layers
-        if tl is not None and (isinstance(tl, bool) or not isinstance(tl, int) or tl < 0):
-            raise ConfigError(f"trainable_layers must be None or an integer >= 0, got {tl!r}")
-        for key, low, high in (("warmup", 0, 1), ("validation_fraction", 0, 1),
-                               ("dropout", 0, 1)):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) \
-                    or not low <= value < high:
-                raise ConfigError(f"{key} must be in [{low}, {high}), got {value!r}")
-        for key in ("learning_rate", "weight_decay"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 \
-                    or (key == "learning_rate" and value == 0) or not math.isfinite(value):
-                raise ConfigError(f"{key} must be a finite number "
-                                  f"{'> 0' if key == 'learning_rate' else '>= 0'}, got {value!r}")
 
     def _frozen_layers(self, backbone: Any) -> int:
         """How many lower encoder layers stay frozen (0: fine-tune everything)."""
@@ -349,9 +339,7 @@ class Transformer(ModelPlugin):
         import keras
 
         pretrained = load_pretrained(self.preset)
-        if self.random_state is not None:  # after loading: that may create seeded layers
-            keras.utils.set_random_seed(self.random_state)
-            tf.config.experimental.enable_op_determinism()
+        seed_keras(self.random_state)  # after loading: that may create seeded layers
         backbone = pretrained.new_backbone()
         frozen = self._frozen_layers(backbone)
         self.tokenizer_, self.tokenizer_identity_ = pretrained.tokenizer, \

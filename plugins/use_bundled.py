@@ -34,7 +34,7 @@ class BundledUSE(Encoder):
     name = "bundled"
     dim = 512
 
-    def __init__(self, threads: int | None = None, batch_size: int = 128) -> None:
+    def __init__(self, threads: int | None = None, *, batch_size: int = 128) -> None:
         super().__init__(batch_size)
         self.threads = threads
 

@@ -124,7 +124,7 @@ def cache_cycles(cycles: int, root: Path) -> dict:
 def submit_cycles(cycles: int, root: Path) -> dict:
     import pandas as pd
 
-    from engine.persistence import atomic_write
+    from engine.io.atomic import atomic_write
 
     rows = 200_000
     frames = [pd.DataFrame({"id": np.arange(rows), "target": np.full(rows, v)}) for v in (0, 1)]

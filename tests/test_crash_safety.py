@@ -55,7 +55,7 @@ def test_killed_submission_writes_leave_the_old_or_the_new_file(tmp_path):
 def test_next_write_removes_only_temporaries_of_dead_writers(tmp_path):
     import fcntl
 
-    from engine.persistence import STALE_TEMPORARY_SECONDS, atomic_write
+    from engine.io.atomic import STALE_TEMPORARY_SECONDS, atomic_write
 
     target = tmp_path / "submission.csv"
     long_ago = os.path.getmtime(tmp_path) - 10 * STALE_TEMPORARY_SECONDS

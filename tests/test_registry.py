@@ -20,8 +20,47 @@ def test_builtins_come_through_entry_points_with_their_package():
 
 
 def test_without_entry_points_nothing_is_built_in():
-    # Proof that built-ins are not special-cased: no entry points, no plugins.
-    assert Registry(entry_points=False).plugins() == {}
+    # Proof that built-ins are not special-cased: without loading them, no plugins.
+    assert Registry(entry_points=False, builtins=False).plugins() == {}
+
+
+def test_builtins_load_without_any_installed_metadata():
+    # A checkout that is not pip-installed (or a stale egg-info) still has every built-in.
+    registry = Registry(entry_points=False)
+    assert {"tfidf-nb", "transformer", "fold-average"} <= set(registry.plugins())
+    assert {"mean", "cascade"} <= set(registry.combiners())
+    assert registry.plugins()["tfidf-nb"].package == "ensemble-engine"
+    assert "minilm" in registry.weights()
+
+
+def test_load_plugins_variable_limits_third_party_plugins(monkeypatch):
+    from engine import registry as registry_module
+
+    loaded = []
+    monkeypatch.setattr(registry_module, "entry_points", lambda group: [
+        _FakeEntryPoint("good", "good_pkg", loaded), _FakeEntryPoint("broken", "bad_pkg", loaded)])
+    monkeypatch.setenv("ENSEMBLE_LOAD_PLUGINS", "good-package")
+    Registry()
+    assert loaded == ["good"]
+    monkeypatch.setenv("ENSEMBLE_LOAD_PLUGINS", "")
+    loaded.clear()
+    assert "tfidf-nb" in Registry().plugins() and loaded == []  # built-ins always load
+
+
+class _FakeEntryPoint:
+    def __init__(self, name, module, loaded):
+        import types
+
+        self.name, self.value, self._loaded = name, f"{module}", loaded
+        self.dist = types.SimpleNamespace(metadata={"name": f"{name}-package"}, version="1.0")
+
+    def load(self):
+        import types
+
+        self._loaded.append(self.name)
+        return types.ModuleType(self.value)
+
+
 
 
 def test_core_never_imports_a_builtin_plugin():
@@ -44,6 +83,8 @@ def test_register_plugin_in_process():
         name = "renamed-nb-for-test"
 
     registry = Registry()
-    registry.register_class(Renamed)
+    name = registry.register_class(Renamed)
     assert registry.get_plugin("renamed-nb-for-test") is Renamed
+    registry.unregister(name=name)
+    assert "renamed-nb-for-test" not in registry.plugins()
     assert register_plugin  # the public decorator is exported

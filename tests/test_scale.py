@@ -118,3 +118,19 @@ def test_unreachable_scheduler_is_a_clear_error(binary_texts):
         Ensemble(MEMBERS, cv=2, backend="dask", scheduler="tcp://127.0.0.1:9").fit(X, y)
     with pytest.raises(ConfigError, match="needs backend='dask'"):
         Ensemble(MEMBERS, cv=2, scheduler="tcp://127.0.0.1:9").fit(X, y)
+
+
+def test_dask_keeps_unsigned_integer_classes(tmp_path, small_tweets):
+    import dask.dataframe as dd
+
+    import engine.dask
+
+    train = small_tweets.iloc[:300]
+    labels = train["target"].to_numpy().astype(np.uint8)
+    Ensemble(MEMBERS, cv=3, random_state=0).fit(train, labels).save(tmp_path / "model")
+    test = small_tweets.iloc[300:360].drop(columns="target")
+    scored = engine.dask.predict(tmp_path / "model", dd.from_pandas(test, npartitions=2))
+    assert scored["label"].dtype == np.uint64  # the metadata says what compute() gives
+    result = scored.compute(scheduler="synchronous")
+    assert result["label"].dtype == np.uint64
+    assert result["label"].tolist() == load(tmp_path / "model").predict(test).tolist()

@@ -36,7 +36,14 @@ class CountingEncoder(Encoder):
         return np.array([[len(t) + i for i in range(8)] for t in texts], dtype=np.float32)
 
 
-get_registry().register_class(CountingEncoder, "encoder")
+@pytest.fixture
+def counting_encoder():
+    """CountingEncoder registered as "counting-test" for one test, then unregistered."""
+    name = get_registry().register_class(CountingEncoder, "encoder")
+    try:
+        yield CountingEncoder
+    finally:
+        get_registry().unregister(name=name)
 
 
 @pytest.mark.parametrize("params", [{}, {"head": "dense", "epochs": 3}])
@@ -91,7 +98,7 @@ def test_unwritable_cache_warns_once_and_still_works(tmp_path):
     assert len(warned) == 1 and out.shape == (3, 8)
 
 
-def test_second_fit_encodes_nothing(tmp_path, monkeypatch, small_tweets):
+def test_second_fit_encodes_nothing(tmp_path, monkeypatch, small_tweets, counting_encoder):
     monkeypatch.setenv("ENSEMBLE_CACHE_DIR", str(tmp_path))
     make = lambda: Ensemble({"a": ("use", {"backend": "counting-test"}),  # noqa: E731
                              "b": ("use", {"backend": "counting-test", "C": 0.1})}, cv=3)
@@ -104,7 +111,7 @@ def test_second_fit_encodes_nothing(tmp_path, monkeypatch, small_tweets):
 
 
 def test_prediction_reads_the_cache_but_fills_it_only_when_asked(tmp_path, monkeypatch,
-                                                                 small_tweets):
+                                                                 small_tweets, counting_encoder):
     monkeypatch.setenv("ENSEMBLE_CACHE_DIR", str(tmp_path))
     train, new = small_tweets.iloc[:300], small_tweets.iloc[300:]
     ens = Ensemble({"a": ("use", {"backend": "counting-test"})}, cv=2).fit(train,

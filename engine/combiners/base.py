@@ -11,7 +11,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from engine.errors import ConfigError
-from engine.state_io import load_state, save_state
+from engine.io.state import load_state, save_state
 
 
 class Combiner(BaseEstimator):

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
 
 import numpy as np
 
 from engine.combiners.base import Combiner
+from engine.constraints import Interval, validate_params
 from engine.errors import ConfigError
 
 
@@ -51,14 +51,12 @@ class CascadeCombiner(Combiner):
 
     name = "cascade"
 
-    def __init__(self, order: Sequence[str] | None = None, margin: float = 0.2) -> None:
+    def __init__(self, order: Sequence[str] | None = None, *, margin: float = 0.2) -> None:
         self.order = order
         self.margin = margin
 
     def _fit(self, P: np.ndarray, y: np.ndarray, features: np.ndarray | None) -> None:
-        if isinstance(self.margin, bool) or not isinstance(self.margin, (int, float)) \
-                or not 0 < self.margin <= 0.5:
-            raise ConfigError(f"cascade margin must be in (0, 0.5], got {self.margin!r}")
+        validate_params(self, {"margin": [Interval(float, 0, 0.5, "right")]})
         order = list(self.members_) if self.order is None else list(self.order)
         unknown = [m for m in order if m not in self.members_]
         if unknown or not order or len(set(order)) != len(order):
@@ -114,7 +112,3 @@ class CascadeCombiner(Combiner):
         n = max(np.asarray(P).shape[1], 1)
         return float(sum(member_seconds[self.members_[m]] * s / n
                          for m, s in zip(self.order_, seen, strict=True)))
-
-    def oof_predict_proba(self, P: np.ndarray, y: np.ndarray, cv: Any,
-                          features: np.ndarray | None = None) -> np.ndarray:
-        return self.predict_proba(P, features)  # learns nothing from y

@@ -2,43 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from engine.combiners.base import Combiner
-from engine.errors import ConfigError, did_you_mean
-from engine.metrics import roc_auc
-
-
-def _log_loss(y: np.ndarray, proba: np.ndarray) -> float:
-    return float(-np.mean(np.log(np.clip(proba[np.arange(len(y)), y], 1e-15, 1))))
-
-
-def _accuracy(y: np.ndarray, proba: np.ndarray) -> float:
-    return float(np.mean(np.argmax(proba, axis=1) == y))
-
-
-def _f1(y: np.ndarray, proba: np.ndarray) -> float:
-    """Positive-class F1 for two classes, macro F1 for more."""
-    pred = np.argmax(proba, axis=1)
-    classes = [1] if proba.shape[1] == 2 else range(proba.shape[1])
-    scores = []
-    for k in classes:
-        tp = np.sum((pred == k) & (y == k))
-        denominator = np.sum(pred == k) + np.sum(y == k)
-        scores.append(2 * tp / denominator if denominator else 0.0)
-    return float(np.mean(scores))
-
-
-# name -> (score function, greater is better)
-METRICS: dict[str, tuple[Callable[[np.ndarray, np.ndarray], float], bool]] = {
-    "log_loss": (_log_loss, False),
-    "accuracy": (_accuracy, True),
-    "f1": (_f1, True),
-    "roc_auc": (roc_auc, True),
-}
+from engine.constraints import Interval, Options, validate_params
+from engine.metrics import SCORERS
 
 
 class SelectionCombiner(Combiner):
@@ -54,9 +24,11 @@ class SelectionCombiner(Combiner):
     ----------
     n_iter : int, default=50
         Number of greedy picks.
-    metric : {"log_loss", "accuracy", "f1", "roc_auc"}, default="log_loss"
-        What each pick optimises on the out-of-fold probabilities. ``f1`` is
-        positive-class F1 for two classes, macro F1 otherwise.
+    metric : str, default="log_loss"
+        What each pick optimises on the out-of-fold probabilities: any name in
+        :data:`engine.metrics.SCORERS` (``log_loss``, ``accuracy``, ``f1``,
+        ``roc_auc``, ...). ``f1`` is positive-class F1 for two classes, macro
+        F1 otherwise.
 
     Attributes
     ----------
@@ -77,19 +49,15 @@ class SelectionCombiner(Combiner):
 
     name = "selection"
 
-    def __init__(self, n_iter: int = 50, metric: str = "log_loss") -> None:
+    def __init__(self, n_iter: int = 50, *, metric: str = "log_loss") -> None:
         self.n_iter = n_iter
         self.metric = metric
 
     def _fit(self, P: np.ndarray, y: np.ndarray, features: np.ndarray | None) -> None:
-        if self.metric not in METRICS:
-            raise ConfigError(f"selection metric '{self.metric}' is unknown"
-                              f"{did_you_mean(self.metric, METRICS)}; use one of "
-                              f"{', '.join(METRICS)}")
-        if isinstance(self.n_iter, bool) or not isinstance(self.n_iter, int) or self.n_iter < 1:
-            raise ConfigError(f"selection n_iter must be a positive integer, got {self.n_iter!r}")
-        score, greater_is_better = METRICS[self.metric]
-        sign = 1.0 if greater_is_better else -1.0
+        validate_params(self, {"metric": [Options(*SCORERS)],
+                               "n_iter": [Interval(int, 1, None)]})
+        score = SCORERS[self.metric]
+        sign = 1.0 if score.greater_is_better else -1.0
         counts = np.zeros(len(P))
         total = np.zeros(P.shape[1:])
         self.trajectory_ = []

@@ -14,6 +14,7 @@ from engine.combiners.base import Combiner
 from engine.errors import ConfigError
 from engine.importing import build_estimator
 from engine.protocol import proba_by_code
+from engine.seeding import seeded
 
 
 class StackingCombiner(Combiner):
@@ -52,7 +53,7 @@ class StackingCombiner(Combiner):
 
     name = "stacking"
 
-    def __init__(self, final_estimator: Any = None, passthrough: Sequence[str] | None = None,
+    def __init__(self, final_estimator: Any = None, *, passthrough: Sequence[str] | None = None,
                  random_state: int | None = None) -> None:
         self.final_estimator = final_estimator
         self.passthrough = passthrough
@@ -65,10 +66,7 @@ class StackingCombiner(Combiner):
         if not is_classifier(estimator) or not hasattr(estimator, "predict_proba"):
             raise ConfigError(f"final_estimator must be a scikit-learn classifier with "
                               f"predict_proba, got {type(estimator).__name__}")
-        estimator = clone(estimator)
-        if self.random_state is not None and "random_state" in estimator.get_params():
-            estimator.set_params(random_state=self.random_state)
-        return estimator
+        return seeded(clone(estimator), self.random_state, deep=True)
 
     def _features(self, P: np.ndarray, features: np.ndarray | None) -> np.ndarray:
         # With two classes, column 0 is 1 - column 1: keep one, as scikit-learn does.

@@ -10,14 +10,15 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import precision_recall_fscore_support
 
-from engine import __version__
+from engine.data import as_python
 from engine.evaluation import encode_known, score_models
 from engine.report import figures
 from engine.report.html import Section, render
+from engine.version import __version__
 
 
 def _labels(ensemble: Any) -> list[str]:
-    return [str(c.item() if hasattr(c, "item") else c) for c in ensemble.classes_]
+    return [str(as_python(c)) for c in ensemble.classes_]
 
 
 def per_class_scores(y: np.ndarray, pred: np.ndarray, labels: list[str]) -> pd.DataFrame:
@@ -124,7 +125,7 @@ def build_report(ensemble: Any, X: Any, y: Any, title: str = "ensemble report",
 
 def write_report(ensemble: Any, X: Any, y: Any, path: str | Path, **kwargs: Any) -> Path:
     """Write :func:`build_report` to ``path`` atomically; returns the path."""
-    from engine.persistence import atomic_write
+    from engine.io.atomic import atomic_write
 
     html = build_report(ensemble, X, y, **kwargs)
     with atomic_write(path, encoding="utf-8") as handle:

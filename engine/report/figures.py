@@ -1,27 +1,33 @@
-"""Matplotlib figures of the report, each returned as PNG bytes."""
+"""Matplotlib figures of the report, each returned as PNG bytes.
+
+Figures are ``matplotlib.figure.Figure`` objects drawn without pyplot, so
+library code never switches the backend of a notebook or an application.
+"""
 
 from __future__ import annotations
 
 import io
 from collections.abc import Mapping
+from typing import Any
 
-import matplotlib
 import matplotlib.ticker
-
-matplotlib.use("Agg")  # no display: figures are rendered to PNG only
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from sklearn.metrics import ConfusionMatrixDisplay, precision_recall_curve  # noqa: E402
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from sklearn.metrics import ConfusionMatrixDisplay, precision_recall_curve
 
 MEMBER, COMBINER = "#4C72B0", "#DD8452"
 
 
-def _png(fig: plt.Figure) -> bytes:
+def _subplots(nrows: int = 1, ncols: int = 1, **kwargs: Any) -> tuple[Figure, Any]:
+    """``plt.subplots`` without pyplot: a standalone Figure and its axes."""
+    fig = Figure(figsize=kwargs.pop("figsize", None))
+    return fig, fig.subplots(nrows, ncols, **kwargs)
+
+
+def _png(fig: Figure) -> bytes:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
     return buffer.getvalue()
 
 
@@ -32,7 +38,7 @@ def _colours(table: pd.DataFrame) -> list[str]:
 def f1_bars(table: pd.DataFrame, metric: str) -> bytes:
     """Horizontal bars of ``metric`` per model, best at the top."""
     ordered = table.sort_values(metric)
-    fig, ax = plt.subplots(figsize=(8, 0.45 * len(ordered) + 1.2))
+    fig, ax = _subplots(figsize=(8, 0.45 * len(ordered) + 1.2))
     ax.barh(ordered.index.astype(str), ordered[metric], color=_colours(ordered))
     for y, value in enumerate(ordered[metric]):
         ax.text(value, y, f" {value:.4f}", va="center", fontsize=8)
@@ -45,7 +51,7 @@ def f1_bars(table: pd.DataFrame, metric: str) -> bytes:
 
 def speed_vs_score(table: pd.DataFrame, metric: str) -> bytes:
     """``metric`` against milliseconds per prediction, log scale; top-left is best."""
-    fig, ax = plt.subplots(figsize=(8, 5))
+    fig, ax = _subplots(figsize=(8, 5))
     ms = table["predict_ms_per_row"].clip(lower=1e-4)
     ax.scatter(ms, table[metric], c=_colours(table), s=60)
     for name, x, y in zip(table.index, ms, table[metric], strict=True):
@@ -65,7 +71,7 @@ def confusion_matrices(predictions: Mapping[str, np.ndarray], y: np.ndarray,
     cols = min(n, 4)
     rows = -(-n // cols)
     size = 3.2 if len(labels) <= 10 else 6
-    fig, axes = plt.subplots(rows, cols, figsize=(size * cols, size * rows), squeeze=False)
+    fig, axes = _subplots(rows, cols, figsize=(size * cols, size * rows), squeeze=False)
     for ax, (name, pred) in zip(axes.flat, predictions.items(), strict=False):
         ConfusionMatrixDisplay.from_predictions(
             y, pred, labels=range(len(labels)), display_labels=labels, ax=ax, colorbar=False,
@@ -84,7 +90,7 @@ def per_class(scores: pd.DataFrame) -> bytes:
     """Grouped bars of precision and recall per class (at most 40 classes shown)."""
     shown = scores.head(40)
     x = np.arange(len(shown))
-    fig, ax = plt.subplots(figsize=(max(6, 0.5 * len(shown) + 2), 4))
+    fig, ax = _subplots(figsize=(max(6, 0.5 * len(shown) + 2), 4))
     ax.bar(x - 0.2, shown["precision"], 0.4, label="precision", color=MEMBER)
     ax.bar(x + 0.2, shown["recall"], 0.4, label="recall", color=COMBINER)
     ax.set_xticks(x, shown.index.astype(str), rotation=45 if len(shown) > 6 else 0, ha="right")
@@ -96,7 +102,7 @@ def per_class(scores: pd.DataFrame) -> bytes:
 
 def training_curves(histories: Mapping[str, Mapping[str, list[float]]]) -> bytes:
     """Loss and accuracy per epoch for each Keras member, validation dashed."""
-    fig, axes = plt.subplots(len(histories), 2, figsize=(10, 3 * len(histories)), squeeze=False)
+    fig, axes = _subplots(len(histories), 2, figsize=(10, 3 * len(histories)), squeeze=False)
     for (name, history), (loss_ax, acc_ax) in zip(histories.items(), axes, strict=True):
         for ax, key in ((loss_ax, "loss"), (acc_ax, "accuracy")):
             for prefix, style in (("", "-"), ("val_", "--")):
@@ -115,7 +121,7 @@ def training_curves(histories: Mapping[str, Mapping[str, list[float]]]) -> bytes
 def precision_recall(y: np.ndarray, positive: np.ndarray, threshold: float) -> bytes:
     """The ensemble's precision/recall curve with the decision threshold marked."""
     precision, recall, thresholds = precision_recall_curve(y, positive)
-    fig, ax = plt.subplots(figsize=(6, 5))
+    fig, ax = _subplots(figsize=(6, 5))
     ax.plot(recall, precision, color=MEMBER)
     at = int(np.clip(np.searchsorted(thresholds, threshold), 0, len(thresholds) - 1))
     ax.scatter([recall[at]], [precision[at]], color=COMBINER, s=80, zorder=3,

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.sklearn_io import dump_estimator, load_estimator
+from engine.io.skops import dump_estimator, load_estimator
 
 PARAMS_JSON, STATE_JSON, STATE_NPZ = "params.json", "state.json", "state.npz"
 
@@ -37,6 +37,17 @@ def _to_json(value: Any) -> Any:
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def describe(params: dict[str, Any]) -> dict[str, Any]:
+    """JSON-safe config for a manifest (values that are not JSON shown by their repr)."""
+    described = {}
+    for key, value in params.items():
+        try:
+            described[key] = json.loads(json.dumps(_to_json(value)))
+        except TypeError:
+            described[key] = repr(value)
+    return described
 
 
 def _from_json(value: Any) -> Any:

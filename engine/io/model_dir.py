@@ -1,0 +1,235 @@
+"""The model directory: its manifest, and the parts of a fitted ensemble written and read.
+
+Layout::
+
+    MODEL/
+      manifest.json        what, who, versions, classes, configs, sha256 of every file
+      members/<name>/      written by each member's save()
+      combiner/            written by the combiner's save()
+      oof.npz              out-of-fold probabilities and label codes (for recombine)
+
+:func:`write_model` takes a :class:`ModelParts` and :func:`read_model` returns
+one; :class:`engine.Ensemble` turns itself into parts and back, so this module
+never needs to know the ensemble.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import warnings
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine import registry
+from engine.errors import EnsembleError, ModelDirectoryError, PluginNotFoundError
+from engine.io.atomic import atomic_directory, recover_if_interrupted
+from engine.io.integrity import hash_tree, inside, verify_files
+from engine.io.skops import trusting
+from engine.io.state import describe
+from engine.version import __version__
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+OOF_FILE = "oof.npz"
+# Class labels are saved as JSON values plus the dtype kind they had.
+CLASS_DTYPES: dict[str, Any] = {"b": bool, "i": np.int64, "u": np.uint64, "f": float,
+                                "O": object}
+
+
+@dataclass
+class ModelParts:
+    """Everything a fitted ensemble is made of, as the model directory stores it.
+
+    ``combiner``, ``scores`` and ``threshold`` are None for parts that are
+    about to be given a new combiner (``Ensemble.recombine``).
+    """
+
+    members: dict[str, Any]
+    fit_seconds: dict[str, float]
+    classes: np.ndarray
+    oof: np.ndarray
+    y_codes: np.ndarray
+    oof_features: np.ndarray | None
+    training: dict[str, Any]
+    settings: dict[str, Any] = field(default_factory=dict)
+    combiner: Any = None
+    scores: dict[str, Any] | None = None
+    threshold: float | None = None
+    manifest: dict[str, Any] | None = None
+
+
+def class_dtype(kind: str) -> Any:
+    """The numpy dtype for a saved dtype kind (``"i"``, ``"u"``, ...); None keeps numpy's guess."""
+    return CLASS_DTYPES.get(kind)
+
+
+def _encode_classes(classes: np.ndarray) -> dict[str, Any]:
+    values = [c.item() if isinstance(c, np.generic) else c for c in classes]
+    if not all(isinstance(v, (str, int, float, bool)) for v in values):
+        raise ModelDirectoryError("class labels must be str, int, float or bool to be saved")
+    return {"dtype": classes.dtype.kind, "values": values}
+
+
+def decode_classes(spec: dict[str, Any]) -> np.ndarray:
+    """The class labels saved by :func:`write_model`, in their original dtype."""
+    return np.array(spec["values"], dtype=class_dtype(spec["dtype"]))
+
+
+def _origin(kind: str, obj: Any) -> dict[str, str]:
+    table = registry.get_registry().plugins() if kind == "plugin" else \
+        registry.get_registry().combiners()
+    entry = table.get(obj.name)
+    if entry is None or entry.cls is not type(obj):
+        raise ModelDirectoryError(
+            f"{kind} {type(obj).__name__} (name '{obj.name}') is not registered, so the model "
+            f"could not be loaded again; register it through the ensemble_engine entry point "
+            f"or engine.register_plugin")
+    return {"package": entry.package, "version": entry.version}
+
+
+def write_model(parts: ModelParts, path: str | Path, data: dict[str, Any] | None = None) -> None:
+    """Write ``parts`` to the model directory ``path`` atomically.
+
+    ``data`` (column names and the like) is kept in the manifest so that the
+    CLI can read new files the way the training file was read.
+
+    Everything is written to a hidden sibling directory first, then exchanged
+    with the old directory in one rename (:func:`engine.io.atomic.atomic_directory`),
+    so a failed or killed save leaves the previous model intact. An existing
+    directory is replaced only if it is a model directory (or empty).
+    """
+    path = Path(path)
+    if path.exists() and not (path.is_dir() and ((path / MANIFEST).is_file()
+                                                  or not any(path.iterdir()))):
+        raise ModelDirectoryError(f"{path} exists and is not a model directory; "
+                                  f"choose another output path")
+    with atomic_directory(path) as tmp:
+        manifest = _write_contents(parts, tmp)
+        manifest["data"] = describe(data or {})
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
+
+
+def _write_contents(parts: ModelParts, root: Path) -> dict[str, Any]:
+    members = []
+    for name, member in parts.members.items():
+        directory = root / "members" / name
+        directory.mkdir(parents=True)
+        member.save(directory)
+        members.append({"name": name, "plugin": member.name, **_origin("plugin", member),
+                        "config": describe(member.get_params(deep=False)),
+                        "directory": f"members/{name}",
+                        "bytes": sum(p.stat().st_size for p in directory.rglob("*")
+                                     if p.is_file()),
+                        "fit_seconds": parts.fit_seconds[name]})
+    combiner = parts.combiner
+    (root / "combiner").mkdir()
+    combiner.save(root / "combiner")
+    arrays = {"oof": parts.oof, "y_codes": parts.y_codes}
+    if parts.oof_features is not None:
+        arrays["features"] = parts.oof_features
+    np.savez(root / OOF_FILE, **arrays)
+    return {
+        "format_version": FORMAT_VERSION,
+        "engine_version": __version__,
+        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "classes": _encode_classes(parts.classes),
+        "ensemble": describe(parts.settings),
+        "members": members,
+        "combiner": {"name": combiner.name, **_origin("combiner", combiner),
+                     "config": describe(combiner.get_params(deep=False)),
+                     "directory": "combiner"},
+        "training": parts.training,
+        "scores": parts.scores,
+        # Used by predict and submit; tuned on out-of-fold probabilities when threshold is a metric.
+        "threshold": parts.threshold,
+        "files": hash_tree(root),
+    }
+
+
+def read_manifest(path: str | Path) -> dict[str, Any]:
+    """The parsed manifest of the model at ``path``, with its format checked."""
+    path = Path(path)
+    recover_if_interrupted(path)
+    if not path.is_dir():
+        raise ModelDirectoryError(f"no model directory at {path}; train one with "
+                                  f"`ensemble fit CONFIG.toml`")
+    try:
+        manifest = json.loads((path / MANIFEST).read_text())
+    except FileNotFoundError:
+        raise ModelDirectoryError(f"{path} has no {MANIFEST}: not a model directory "
+                                  f"(or an interrupted copy)") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelDirectoryError(f"{path / MANIFEST} is not valid JSON ({exc})") from None
+    version = manifest.get("format_version") if isinstance(manifest, dict) else None
+    if not isinstance(version, int):
+        raise ModelDirectoryError(f"{path / MANIFEST} has no format_version; not a model "
+                                  f"directory written by ensemble-engine")
+    if version > FORMAT_VERSION:
+        raise ModelDirectoryError(
+            f"model format {version} was written by ensemble-engine "
+            f"{manifest.get('engine_version')}; this is {__version__}: upgrade ensemble-engine")
+    return manifest
+
+
+def _load_part(kind: str, entry: dict[str, Any], path: Path) -> Any:
+    reg = registry.get_registry()
+    try:
+        cls = reg.get_plugin(entry["plugin"]) if kind == "plugin" else \
+            reg.get_combiner(entry["name"])
+    except PluginNotFoundError:
+        wanted = entry["plugin"] if kind == "plugin" else entry["name"]
+        raise ModelDirectoryError(
+            f"this model needs {kind} '{wanted}' from package '{entry.get('package')}' "
+            f"{entry.get('version')}, which is not installed: pip install "
+            f"{entry.get('package')}") from None
+    installed = (reg.plugins() if kind == "plugin" else reg.combiners())[cls.name].version
+    if installed != entry.get("version"):
+        warnings.warn(f"{kind} '{cls.name}' was saved with version {entry.get('version')}, "
+                      f"{installed} is installed; predictions may differ", stacklevel=4)
+    return cls.load(inside(path, entry["directory"]))
+
+
+@contextlib.contextmanager
+def model_errors(path: Path) -> Iterator[None]:
+    """Report what a damaged model directory makes fail as one ModelDirectoryError."""
+    try:
+        yield
+    except EnsembleError:  # already says what is wrong and what to do
+        raise
+    except (KeyError, TypeError, ValueError, OSError) as exc:
+        raise ModelDirectoryError(f"{path} is not a valid model directory "
+                                  f"({type(exc).__name__}: {exc})") from exc
+
+
+def read_model(path: str | Path, trusted: Iterable[str] = ()) -> ModelParts:
+    """Read and verify the model directory ``path``: the parts a fitted ensemble is made of.
+
+    ``path`` and ``trusted`` are those of :func:`engine.load`, which turns the
+    returned :class:`ModelParts` (members, combiner, stored arrays, settings,
+    manifest) into an ``Ensemble``.
+    """
+    path = Path(path)
+    manifest = read_manifest(path)
+    with model_errors(path):
+        verify_files(path, manifest["files"], MANIFEST)
+        with trusting(trusted):
+            members = {e["name"]: _load_part("plugin", e, path) for e in manifest["members"]}
+            combiner = _load_part("combiner", manifest["combiner"], path)
+        with np.load(inside(path, OOF_FILE), allow_pickle=False) as npz:
+            oof, codes = npz["oof"], npz["y_codes"]
+            features = npz["features"] if "features" in npz.files else None
+        return ModelParts(
+            members=members, combiner=combiner,
+            fit_seconds={e["name"]: e.get("fit_seconds", float("nan"))
+                         for e in manifest["members"]},
+            classes=decode_classes(manifest["classes"]), oof=oof, y_codes=codes,
+            oof_features=features, training=manifest["training"], scores=manifest["scores"],
+            threshold=manifest.get("threshold"), manifest=manifest,
+            settings={k: (tuple(v) if isinstance(v, list) else v)
+                      for k, v in manifest["ensemble"].items()})
