@@ -66,3 +66,16 @@ def test_stacking_passthrough_uses_extra_columns():
     assert np.mean(combiner.predict(P, features) == y) > 0.95
     with pytest.raises(ConfigError, match="passthrough"):
         combiner.predict_proba(P)
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_stacking_rows_do_not_depend_on_how_many_are_predicted_together(n_classes):
+    rng = np.random.default_rng(n_classes)
+    y = rng.integers(0, n_classes, 300)
+    P = np.stack([rng.dirichlet(np.ones(n_classes), 300) for _ in range(3)])
+    stack = StackingCombiner(random_state=0).fit(P, y, ["a", "b", "c"])
+    whole = stack.predict_proba(P)
+    chunked = np.vstack([stack.predict_proba(P[:, i:i + 7]) for i in range(0, 300, 7)])
+    assert np.array_equal(whole, chunked)
+    sklearn = stack.final_estimator_.predict_proba(stack._features(P, None))
+    assert np.allclose(whole, sklearn, rtol=0, atol=1e-12)

@@ -83,7 +83,12 @@ class StackingCombiner(Combiner):
 
     def predict_proba(self, P: np.ndarray, features: np.ndarray | None = None) -> np.ndarray:
         P = self._check(P)
-        return proba_by_code(self.final_estimator_, self._features(P, features), self.n_classes_)
+        X = self._features(P, features)
+        if type(self.final_estimator_) is LogisticRegression:
+            out = np.zeros((len(X), self.n_classes_))
+            out[:, self.final_estimator_.classes_] = _logistic_proba(self.final_estimator_, X)
+            return out
+        return proba_by_code(self.final_estimator_, X, self.n_classes_)
 
     def oof_predict_proba(self, P: np.ndarray, y: np.ndarray, cv: Any,
                           features: np.ndarray | None = None) -> np.ndarray:
@@ -91,3 +96,20 @@ class StackingCombiner(Combiner):
         P = np.asarray(P, dtype=float)
         return cross_val_predict(self._meta_learner(), self._features(P, features), y, cv=cv,
                                  method="predict_proba")
+
+
+def _logistic_proba(model: LogisticRegression, X: np.ndarray) -> np.ndarray:
+    """``model.predict_proba(X)``, with each row's dot product summed on its own.
+
+    BLAS picks its kernel by matrix size, so a row's last bit would depend on how
+    many rows are predicted together (a streamed file in chunks of 7 would not
+    equal the same file in one chunk); a per-row sum does not.
+    """
+    from scipy.special import expit
+    from sklearn.utils.extmath import softmax
+
+    decision = (X[:, None, :] * model.coef_[None, :, :]).sum(axis=2) + model.intercept_
+    if decision.shape[1] == 1:
+        positive = expit(decision[:, 0])
+        return np.stack([1 - positive, positive], axis=1)
+    return softmax(decision, copy=False)
