@@ -176,6 +176,17 @@ def cmd_submit(args: argparse.Namespace) -> None:
             print(submit_command(args.output, args.competition, message))
 
 
+def cmd_serve(args: argparse.Namespace) -> None:
+    from engine.serving import Limits, serve
+
+    limits = Limits(max_rows=args.max_rows, max_body_bytes=int(args.max_body_mb * 2**20),
+                    max_upload_bytes=int(args.max_upload_mb * 2**20),
+                    batch_rows=args.batch_rows, batch_wait_ms=args.batch_wait_ms)
+    serve(args.model, args.host, args.port, args.workers, trusted=tuple(args.trust or ()),
+          limits=limits, log_level="warning" if args.quiet else args.log_level,
+          on_ready=lambda line: print(line, flush=True))
+
+
 def cmd_plugins(args: argparse.Namespace) -> None:
     from rich.table import Table
 
@@ -318,6 +329,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--message", help="the submission's description on Kaggle")
     chunk_option(p)
     p.set_defaults(func=cmd_submit)
+
+    p = model_command("serve", "serve predictions over HTTP: POST /predict (JSON), POST "
+                               "/predict.csv, GET /health, GET /model, docs at /docs",
+                      data=False)
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free one)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="server processes, each with its own copy of the model (default 1)")
+    p.add_argument("--max-rows", dest="max_rows", type=int, default=2048,
+                   help="texts or rows per JSON request (default 2048)")
+    p.add_argument("--max-body-mb", dest="max_body_mb", type=float, default=4,
+                   help="size of a JSON request in MB (default 4)")
+    p.add_argument("--max-upload-mb", dest="max_upload_mb", type=float, default=256,
+                   help="size of a CSV upload to /predict.csv in MB (default 256)")
+    p.add_argument("--batch-rows", dest="batch_rows", type=int, default=1024,
+                   help="concurrent requests are predicted together up to this many rows "
+                        "(default 1024)")
+    p.add_argument("--batch-wait-ms", dest="batch_wait_ms", type=float, default=5,
+                   help="how long a request waits for others to join its batch (default 5)")
+    p.add_argument("--log-level", dest="log_level", default="info",
+                   choices=["critical", "error", "warning", "info", "debug"],
+                   help="uvicorn's log level (warning: no line per request)")
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("plugins", help="list registered plugins, combiners and encoders",
                        description="List registered plugins, combiners and encoders with "
