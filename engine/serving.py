@@ -237,6 +237,8 @@ class Service:
                     chunk = await asyncio.to_thread(next, chunks, None)
                     if chunk is None:
                         break
+                    if chunk.empty:  # a header-only file reads as one empty chunk
+                        continue
                     require_columns(chunk, [*self.columns, *self.passthrough], "the CSV")
                     frame = chunk[[*self.columns, *self.passthrough]].reset_index(drop=True)
                     labels, proba = await self.batcher.submit("rows", frame, len(frame))
@@ -423,6 +425,13 @@ def create_app(model_dir: str | Path, *, trusted: tuple[str, ...] | list[str] = 
         return JSONResponse({"detail": str(detail)}, status_code=exc.status_code,
                             headers=getattr(exc, "headers", None))
 
+    @app.exception_handler(Exception)
+    async def crashed(request: Request, exc: Exception) -> JSONResponse:
+        # uvicorn still logs the traceback; the client gets JSON like every other error
+        return JSONResponse({"detail": f"the server failed on this request "
+                                       f"({type(exc).__name__}); see the server's log"},
+                            status_code=500)
+
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}
@@ -558,6 +567,6 @@ def serve(model_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, work
         else:
             from uvicorn.supervisors import Multiprocess
 
-            Multiprocess(config, target=server.run, sockets=[sock]).run()
+            Multiprocess(config, sockets=[sock]).run()
     finally:
         sock.close()
