@@ -69,6 +69,12 @@ def cmd_fit(args: argparse.Namespace) -> None:
     from engine.tables import print_table
     from engine.workflows import fit_config
 
+    if (args.register or args.tracking_uri or args.experiment) and not args.mlflow:
+        raise ValueError("--register, --tracking-uri and --experiment go with --mlflow")
+    if args.mlflow:  # before a long fit, not after it
+        from engine.mlflow import require_mlflow
+
+        require_mlflow()
     config = load_config(args.config)
     ensemble, path = fit_config(config, args.output, **_overrides(args))
     if not args.quiet:
@@ -76,6 +82,18 @@ def cmd_fit(args: argparse.Namespace) -> None:
         print_table(table, f"out-of-fold scores ({ensemble.cv}-fold) on "
                            f"{ensemble.training_['n_rows']} rows")
     console.print(f"saved {path}")
+    if args.mlflow:
+        from engine.mlflow import tracking_uri
+        from engine.workflows import track_fit
+
+        mlflow = {"uri": args.tracking_uri, "register": args.register}
+        if args.experiment:
+            mlflow["experiment"] = args.experiment
+        run = track_fit(config, ensemble, path, args.config, **mlflow)
+        registered = f", model registered as '{args.register}'" if args.register else ""
+        console.print(f"logged MLflow run {run} to {tracking_uri(args.tracking_uri)}"
+                      f"{registered} (browse: mlflow ui --backend-store-uri "
+                      f"{tracking_uri(args.tracking_uri)})", highlight=False, soft_wrap=True)
 
 
 def _chunks(model, args: argparse.Namespace, settings: dict):
@@ -294,6 +312,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=["loky", "threading", "dask"],
                    help="where the parallel fits run (dask: on the cluster at --scheduler)")
     p.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://10.0.0.5:8786")
+    p.add_argument("--mlflow", action="store_true",
+                   help="log the fit as an MLflow run: params, out-of-fold metrics, "
+                        "leaderboard, report.html and the model (needs the mlflow extra)")
+    p.add_argument("--tracking-uri", dest="tracking_uri",
+                   help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else "
+                        "sqlite:///mlruns.db in this directory)")
+    p.add_argument("--experiment", help="MLflow experiment (default: the config's name)")
+    p.add_argument("--register", metavar="NAME",
+                   help="also register the model in the MLflow model registry as NAME")
     p.set_defaults(func=cmd_fit)
 
     p = model_command("predict", "predict labels and class probabilities for a CSV file")
