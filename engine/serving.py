@@ -556,8 +556,11 @@ def serve(model_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, work
         app = "engine.serving:app_from_environment"
     sock = _listen(host, port)
     bound = sock.getsockname()[1]
+    # keep-alive 30 s, not uvicorn's 5: a client that reuses a connection just as the server
+    # closes it gets an error for a request it sent; under load answers can take seconds
     config = uvicorn.Config(app, host=host, port=bound, workers=workers, log_level=log_level,
-                            factory=workers > 1, timeout_graceful_shutdown=10)
+                            factory=workers > 1, timeout_graceful_shutdown=10,
+                            timeout_keep_alive=30)
     server = uvicorn.Server(config)
     on_ready(f"serving {Path(model_dir).name} on http://{host}:{bound} with {workers} "
              f"worker{'s' if workers > 1 else ''} (API docs: http://{host}:{bound}/docs)")

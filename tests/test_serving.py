@@ -321,3 +321,11 @@ def test_port_in_use_is_one_line(model_dir, capsys):
     finally:
         taken.close()
     assert "choose another --port" in capsys.readouterr().err
+
+
+def test_the_cli_imports_no_optional_library_until_used():
+    code = ("import sys, engine.cli; engine.cli.build_parser(); "
+            "print(sorted(m for m in ('fastapi', 'uvicorn', 'mlflow') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, check=True)
+    assert done.stdout.strip() == "[]"
