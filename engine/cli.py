@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from engine import __version__
+from engine.serving import Limits
 from engine.streaming import DEFAULT_CHUNK_SIZE
 from engine.tables import make_console
 
@@ -195,7 +196,7 @@ def cmd_submit(args: argparse.Namespace) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
-    from engine.serving import Limits, serve
+    from engine.serving import serve
 
     limits = Limits(max_rows=args.max_rows, max_body_bytes=int(args.max_body_mb * 2**20),
                     max_upload_bytes=int(args.max_upload_mb * 2**20),
@@ -365,17 +366,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free one)")
     p.add_argument("--workers", type=int, default=1,
                    help="server processes, each with its own copy of the model (default 1)")
-    p.add_argument("--max-rows", dest="max_rows", type=int, default=2048,
-                   help="texts or rows per JSON request (default 2048)")
-    p.add_argument("--max-body-mb", dest="max_body_mb", type=float, default=4,
-                   help="size of a JSON request in MB (default 4)")
-    p.add_argument("--max-upload-mb", dest="max_upload_mb", type=float, default=256,
-                   help="size of a CSV upload to /predict.csv in MB (default 256)")
-    p.add_argument("--batch-rows", dest="batch_rows", type=int, default=1024,
-                   help="concurrent requests are predicted together up to this many rows "
-                        "(default 1024)")
-    p.add_argument("--batch-wait-ms", dest="batch_wait_ms", type=float, default=5,
-                   help="how long a request waits for others to join its batch (default 5)")
+    limits = Limits()  # the defaults, said once
+    p.add_argument("--max-rows", dest="max_rows", type=int, default=limits.max_rows,
+                   help=f"texts or rows per JSON request (default {limits.max_rows})")
+    p.add_argument("--max-body-mb", dest="max_body_mb", type=float,
+                   default=limits.max_body_bytes / 2**20,
+                   help=f"size of a JSON request in MB (default {limits.max_body_bytes >> 20})")
+    p.add_argument("--max-upload-mb", dest="max_upload_mb", type=float,
+                   default=limits.max_upload_bytes / 2**20,
+                   help=f"size of a CSV upload to /predict.csv in MB (default "
+                        f"{limits.max_upload_bytes >> 20})")
+    p.add_argument("--batch-rows", dest="batch_rows", type=int, default=limits.batch_rows,
+                   help=f"concurrent requests are predicted together up to this many rows "
+                        f"(default {limits.batch_rows})")
+    p.add_argument("--batch-wait-ms", dest="batch_wait_ms", type=float,
+                   default=limits.batch_wait_ms,
+                   help=f"how long a request waits for others to join its batch (default "
+                        f"{limits.batch_wait_ms:g})")
     p.add_argument("--log-level", dest="log_level", default="info",
                    choices=["critical", "error", "warning", "info", "debug"],
                    help="uvicorn's log level (warning: no line per request)")
