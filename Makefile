@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 $(BIN)/ensemble: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[dev,serve,mlflow]'
 	touch $@
 
 install: $(BIN)/ensemble

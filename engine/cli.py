@@ -69,13 +69,33 @@ def cmd_fit(args: argparse.Namespace) -> None:
     from engine.tables import print_table
     from engine.workflows import fit_config
 
+    if (args.register or args.tracking_uri or args.experiment) and not args.mlflow:
+        raise ValueError("--register, --tracking-uri and --experiment go with --mlflow")
+    if args.mlflow:  # before a long fit, not after it
+        from engine.mlflow import require_mlflow
+
+        require_mlflow()
     config = load_config(args.config)
     ensemble, path = fit_config(config, args.output, **_overrides(args))
     if not args.quiet:
+        import pandas as pd
+
         table = pd.DataFrame(ensemble.scores_).T
         print_table(table, f"out-of-fold scores ({ensemble.cv}-fold) on "
                            f"{ensemble.training_['n_rows']} rows")
     console.print(f"saved {path}")
+    if args.mlflow:
+        from engine.mlflow import tracking_uri
+        from engine.workflows import track_fit
+
+        mlflow = {"uri": args.tracking_uri, "register": args.register}
+        if args.experiment:
+            mlflow["experiment"] = args.experiment
+        run = track_fit(config, ensemble, path, args.config, **mlflow)
+        registered = f", model registered as '{args.register}'" if args.register else ""
+        console.print(f"logged MLflow run {run} to {tracking_uri(args.tracking_uri)}"
+                      f"{registered} (browse: mlflow ui --backend-store-uri "
+                      f"{tracking_uri(args.tracking_uri)})", highlight=False, soft_wrap=True)
 
 
 def _chunks(args: argparse.Namespace, settings: dict):
@@ -174,6 +194,17 @@ def cmd_submit(args: argparse.Namespace) -> None:
             console.print("no Kaggle credentials here (~/.kaggle/kaggle.json or KAGGLE_USERNAME "
                           "and KAGGLE_KEY), nothing uploaded; to upload, run:", highlight=False)
             print(submit_command(args.output, args.competition, message))
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    from engine.serving import Limits, serve
+
+    limits = Limits(max_rows=args.max_rows, max_body_bytes=int(args.max_body_mb * 2**20),
+                    max_upload_bytes=int(args.max_upload_mb * 2**20),
+                    batch_rows=args.batch_rows, batch_wait_ms=args.batch_wait_ms)
+    serve(args.model, args.host, args.port, args.workers, trusted=tuple(args.trust or ()),
+          limits=limits, log_level="warning" if args.quiet else args.log_level,
+          on_ready=lambda line: print(line, flush=True))
 
 
 def cmd_plugins(args: argparse.Namespace) -> None:
@@ -312,6 +343,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=["loky", "threading", "dask"],
                    help="where the parallel fits run (dask: on the cluster at --scheduler)")
     p.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://10.0.0.5:8786")
+    p.add_argument("--mlflow", action="store_true",
+                   help="log the fit as an MLflow run: params, out-of-fold metrics, "
+                        "leaderboard, report.html and the model (needs the mlflow extra)")
+    p.add_argument("--tracking-uri", dest="tracking_uri",
+                   help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else "
+                        "sqlite:///mlruns.db in this directory)")
+    p.add_argument("--experiment", help="MLflow experiment (default: the config's name)")
+    p.add_argument("--register", metavar="NAME",
+                   help="also register the model in the MLflow model registry as NAME")
     p.set_defaults(func=cmd_fit)
 
     p = model_command("predict", "predict labels and class probabilities for a CSV file")
@@ -347,6 +387,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--message", help="the submission's description on Kaggle")
     chunk_option(p)
     p.set_defaults(func=cmd_submit)
+
+    p = model_command("serve", "serve predictions over HTTP: POST /predict (JSON), POST "
+                               "/predict.csv, GET /health, GET /model, docs at /docs",
+                      data=False)
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free one)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="server processes, each with its own copy of the model (default 1)")
+    from engine.serving import Limits  # light: numpy, pandas and FastAPI load on first use
+
+    limits = Limits()  # the defaults, said once
+    p.add_argument("--max-rows", dest="max_rows", type=int, default=limits.max_rows,
+                   help=f"texts or rows per JSON request (default {limits.max_rows})")
+    p.add_argument("--max-body-mb", dest="max_body_mb", type=float,
+                   default=limits.max_body_bytes / 2**20,
+                   help=f"size of a JSON request in MB (default {limits.max_body_bytes >> 20})")
+    p.add_argument("--max-upload-mb", dest="max_upload_mb", type=float,
+                   default=limits.max_upload_bytes / 2**20,
+                   help=f"size of a CSV upload to /predict.csv in MB (default "
+                        f"{limits.max_upload_bytes >> 20})")
+    p.add_argument("--batch-rows", dest="batch_rows", type=int, default=limits.batch_rows,
+                   help=f"concurrent requests are predicted together up to this many rows "
+                        f"(default {limits.batch_rows})")
+    p.add_argument("--batch-wait-ms", dest="batch_wait_ms", type=float,
+                   default=limits.batch_wait_ms,
+                   help=f"how long a request waits for others to join its batch (default "
+                        f"{limits.batch_wait_ms:g})")
+    p.add_argument("--log-level", dest="log_level", default="info",
+                   choices=["critical", "error", "warning", "info", "debug"],
+                   help="uvicorn's log level (warning: no line per request)")
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("plugins", help="list registered plugins, combiners and encoders",
                        description="List registered plugins, combiners and encoders with "

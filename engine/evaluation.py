@@ -123,12 +123,31 @@ def oof_leaderboard(ensemble: Any, combiners: Sequence[str] | None = None) -> pd
     Member rows score each member's out-of-fold probabilities; combiner rows
     score cross-validated combiner predictions on them. No prediction times.
     """
-    rows = [{"model": name, "kind": "member",
-             **classification_scores(ensemble.y_codes_, ensemble.oof_[i]),
-             "fit_s": ensemble.fit_seconds_.get(name)}
-            for i, name in enumerate(ensemble.members_)]
+    return oof_scores(ensemble, combiners, predictions=False)[0]
+
+
+def oof_scores(ensemble: Any, combiners: Sequence[str] | None = None, predictions: bool = True
+               ) -> tuple[pd.DataFrame, dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """:func:`oof_leaderboard`'s table and each model's out-of-fold (codes, probabilities).
+
+    A loaded model keeps its combiner's scores but not its out-of-fold
+    probabilities; with ``predictions`` they are computed again (the combiner
+    refitted on the stored member probabilities, no member refitted).
+    """
+    rows, outputs = [], {}
+    for i, name in enumerate(ensemble.members_):
+        outputs[name] = (np.argmax(ensemble.oof_[i], axis=1), ensemble.oof_[i])
+        rows.append({"model": name, "kind": "member",
+                     **classification_scores(ensemble.y_codes_, ensemble.oof_[i]),
+                     "fit_s": ensemble.fit_seconds_.get(name)})
     candidates = {_own_label(ensemble): ensemble, **_alternatives(ensemble, combiners)}
     for label, candidate in candidates.items():
         rows.append({"model": label, "kind": "combiner", **candidate.scores_["ensemble"],
                      "fit_s": sum(ensemble.fit_seconds_.values())})
-    return _finish(rows, len(ensemble.classes_))
+        if predictions:
+            if not hasattr(candidate, "oof_proba_"):
+                candidate = candidate.recombine(candidate.combiner_)
+            proba, threshold = candidate.oof_proba_, getattr(candidate, "threshold_", None)
+            outputs[label] = (np.argmax(proba, axis=1) if threshold is None
+                              else candidate._decide(proba), proba)
+    return _finish(rows, len(ensemble.classes_)), outputs

@@ -29,3 +29,36 @@ def build_estimator(spec: Any) -> Any:
     if callable(spec) and not hasattr(spec, "get_params") or isinstance(spec, type):
         spec = spec()
     return spec
+
+
+def require_extra(extra: str, *modules: str) -> None:
+    """Import ``modules``, or raise one line naming the extra that installs them.
+
+    Optional features (``ensemble serve``, MLflow) import their libraries only
+    when used, so ``ensemble --help`` and the core never pay for them.
+
+    Parameters
+    ----------
+    extra : str
+        The ``ensemble-engine[extra]`` group that installs ``modules``.
+    *modules : str
+        Top-level import names, e.g. ``"fastapi"``.
+
+    Raises
+    ------
+    MissingExtraError
+        When one of them cannot be imported.
+
+    Examples
+    --------
+    >>> require_extra("serve", "json")
+    """
+    from engine.errors import MissingExtraError
+
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise MissingExtraError(
+                f"{module} is not installed ({exc.name or module}); this needs the '{extra}' "
+                f"extra: pip install 'ensemble-engine[{extra}]'") from None

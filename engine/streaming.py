@@ -48,8 +48,6 @@ def predict_frame(frame: pd.DataFrame, path: str, settings: dict[str, Any] | Non
 
     ``settings`` (``text``, ``fill_na``) override what the model was saved with.
     """
-    import pandas as pd
-
     from engine.parallel import limit_threads
 
     limit_threads(threads)
@@ -60,8 +58,16 @@ def predict_frame(frame: pd.DataFrame, path: str, settings: dict[str, Any] | Non
         labels, proba = model.predict_with_proba(frame)
     else:  # an empty partition (Dask makes them) still has the columns
         labels, proba = model.classes_[:0], np.zeros((0, len(model.classes_)))
-    out = pd.DataFrame({"label": labels}, index=frame.index)
-    for k, cls in enumerate(model.classes_):
+    return prediction_frame(labels, proba, model.classes_, frame.index)
+
+
+def prediction_frame(labels: np.ndarray, proba: np.ndarray, classes: np.ndarray,
+                     index: pd.Index | None = None) -> pd.DataFrame:
+    """The columns ``ensemble predict`` writes: ``label``, then ``proba_<class>`` per class."""
+    import pandas as pd
+
+    out = pd.DataFrame({"label": labels}, index=index)
+    for k, cls in enumerate(classes):
         out[f"proba_{cls}"] = proba[:, k]
     return out
 

@@ -59,6 +59,20 @@ def fit_config(config: Config, output: str | Path | None = None,
     return ensemble, path
 
 
+def track_fit(config: Config, ensemble: Ensemble, path: Path, config_path: str | Path,
+              **mlflow: Any) -> str:
+    """Log a fitted config to MLflow (:func:`engine.mlflow.log_fit`); returns the run id.
+
+    The training rows are read again for the out-of-fold report and the
+    model's input example; ``mlflow`` takes ``uri``, ``experiment``, ``register``.
+    """
+    from engine.mlflow import log_fit
+
+    frame = read_labelled(config.data.train, config.data, _member_columns(config))
+    return log_fit(ensemble, path, frame=frame, labels=frame[config.data.label],
+                   config_path=config_path, **{"experiment": config.name, **mlflow})
+
+
 def holdout_table(config: Config, **overrides: Any
                   ) -> tuple[pd.DataFrame, Ensemble, pd.DataFrame]:
     """Fit on the config's training split and score every member and combiner on the rest.

@@ -11,7 +11,8 @@ import pandas as pd
 from sklearn.metrics import precision_recall_fscore_support
 
 from engine.data import as_python
-from engine.evaluation import encode_known, score_models
+from engine.errors import DataError
+from engine.evaluation import encode_known, oof_scores, score_models
 from engine.report import figures
 from engine.report.html import Section, render
 from engine.version import __version__
@@ -58,7 +59,7 @@ def most_wrong(texts: list[str], y: np.ndarray, pred: np.ndarray, proba: np.ndar
 
 
 def build_report(ensemble: Any, X: Any, y: Any, title: str = "ensemble report",
-                 source: str = "") -> str:
+                 source: str = "", out_of_fold: bool = False) -> str:
     """The report as one self-contained HTML string (figures embedded as PNG).
 
     Parameters
@@ -69,13 +70,23 @@ def build_report(ensemble: Any, X: Any, y: Any, title: str = "ensemble report",
     title : str
     source : str
         Where the data came from, shown under the title.
+    out_of_fold : bool, default=False
+        X, y are the training rows: report the stored out-of-fold predictions
+        of every member and combiner instead of predicting (honest without
+        held-out data; no prediction times).
 
     Returns
     -------
     str
     """
     codes = encode_known(ensemble.classes_, y)
-    table, outputs = score_models(ensemble, X, y)
+    if out_of_fold:
+        if not np.array_equal(codes, ensemble.y_codes_):
+            raise DataError("out_of_fold=True needs the training rows and labels, in the order "
+                            "the ensemble was fitted on")
+        table, outputs = oof_scores(ensemble)
+    else:
+        table, outputs = score_models(ensemble, X, y)
     labels = _labels(ensemble)
     metric = "f1_positive" if len(labels) == 2 else "f1_macro"
     own = next(name for name in table.index if str(name).startswith("ensemble ("))
@@ -84,12 +95,15 @@ def build_report(ensemble: Any, X: Any, y: Any, title: str = "ensemble report",
         Section("Leaderboard", table=table,
                 text=f"{len(codes)} rows; models sorted by {metric.replace('_', ' ')}. Members "
                      f"predict alone; combiners reuse the members' predictions. fit s = seconds "
-                     f"to fit on all training rows; ms/row = prediction time."),
+                     f"to fit on all training rows; ms/row = prediction time." if not out_of_fold
+                else f"{len(codes)} training rows, scored out-of-fold ({ensemble.cv} folds: each "
+                     f"row predicted by models that did not see it); models sorted by "
+                     f"{metric.replace('_', ' ')}. fit s = seconds to fit on all rows."),
         Section(f"{metric.replace('_', ' ')} by model",
                 images=[figures.f1_bars(table, metric)]),
-        Section("Score against prediction time",
-                images=[figures.speed_vs_score(table, metric)],
-                text="One point per member and combiner: the best trade-offs sit top-left."),
+        *([] if out_of_fold else [Section(
+            "Score against prediction time", images=[figures.speed_vs_score(table, metric)],
+            text="One point per member and combiner: the best trade-offs sit top-left.")]),
         Section("Confusion matrices", images=[figures.confusion_matrices(
             {name: p for name, (p, _) in outputs.items()}, codes, labels)],
             text="Rows: true class; columns: predicted class."),
