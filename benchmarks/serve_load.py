@@ -27,9 +27,8 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DEFAULT_MODEL, ROOT, TRAIN, report  # noqa: E402
+from common import ENSEMBLE, ROOT, TRAIN, default_model, report  # noqa: E402
 
-ENSEMBLE = [sys.executable, "-m", "engine.cli", "-q"]
 TEXTS_PER_REQUEST = 32
 CLIENTS = (1, 8, 64)
 # requests per scenario: enough for stable percentiles, bounded in time by --time-cap
@@ -190,13 +189,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         os.environ["ENSEMBLE_CACHE_DIR"] = str(tmp / "cache")
-        config = ROOT / "examples" / "disaster_tweets.toml"
-        full = DEFAULT_MODEL
-        if not (full / "manifest.json").is_file() or \
-                (full / "manifest.json").stat().st_mtime < config.stat().st_mtime:
-            full = tmp / "full"  # members.py has not left an up-to-date one: fit it here
-            subprocess.run([*ENSEMBLE, "fit", str(config), "-o", str(full)], check=True,
-                           cwd=ROOT)
+        full = default_model(tmp)
         (tmp / "nb.toml").write_text(f'name = "nb"\n[data]\ntrain = "{TRAIN}"\n'
                                      f'[ensemble]\ncv = 5\nrandom_state = 42\n'
                                      f'[members.nb]\nplugin = "tfidf-nb"\n')

@@ -26,9 +26,8 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DEFAULT_MODEL, ROOT, TRAIN, report  # noqa: E402
+from common import ENSEMBLE, ROOT, TRAIN, default_model, report  # noqa: E402
 
-ENSEMBLE = [sys.executable, "-m", "engine.cli", "-q"]
 SMALL = 2_000  # rows: the full ensemble's start-up (imports, model load) dominates
 
 
@@ -91,13 +90,7 @@ def main() -> None:
         os.environ.update(env_cache)
         subprocess.run([*ENSEMBLE, "fit", str(tmp / "nb.toml"), "-o", str(tmp / "nb")],
                        check=True, cwd=ROOT)
-        config = ROOT / "examples" / "disaster_tweets.toml"
-        full = DEFAULT_MODEL
-        if not (full / "manifest.json").is_file() or \
-                (full / "manifest.json").stat().st_mtime < config.stat().st_mtime:
-            full = tmp / "full"  # members.py has not left an up-to-date one: fit it here
-            subprocess.run([*ENSEMBLE, "fit", str(config), "-o", str(full)], check=True,
-                           cwd=ROOT)
+        full = default_model(tmp)
         chunk = ["--chunk-size", str(args.chunk_size)]
         # Fitting cached the training tweets' embeddings; the files to predict would hit that
         # cache for the ~70% of rows sampled from train.csv. Predict with an empty cache.
