@@ -429,7 +429,7 @@ class Transformer(ModelPlugin):
 
             config = {**self.backbone_config_, "dtype": self.predict_dtype}
             backbone = getattr(keras_hub.models, self.backbone_class_).from_config(config)
-            model, _, _ = self._build(backbone, self.n_classes_, 0)
+            model, _, _ = self._build(backbone, self.n_classes_, self.frozen_layers_)
             model.set_weights(self.model_.get_weights())
             self._predictor = model
         return self._predictor
