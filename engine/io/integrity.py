@@ -70,4 +70,5 @@ def verify_files(path: Path, files: dict[str, str], manifest: str = "manifest.js
             raise ModelDirectoryError(f"model file '{relative}' is missing from {path}")
         if sha256_file(full) != expected:
             raise ModelDirectoryError(f"model file '{relative}' has changed since it was saved "
-                                      f"(sha256 mismatch): the model is corrupt or tampered")
+                                      f"(sha256 mismatch); restore it from its source or "
+                                      f"train it again")
