@@ -18,13 +18,19 @@ import numpy as np
 from sklearn.base import clone
 
 from engine import registry
-from engine.constraints import Interval
-from engine.errors import ModelDirectoryError
 from engine.hookspecs import hookimpl
+from engine.io.schema import NAME, SEED, read_checked, schema
 from engine.protocol import POSITIVE_INT, ModelPlugin
 
 FOLDS_JSON = "folds.json"
 MAX_FOLDS = 100
+FOLDS_SCHEMA = schema({
+    "type": "object", "required": ["plugin", "n_folds"],
+    "properties": {"plugin": NAME, "n_folds": {"type": "integer", "minimum": 1,
+                                               "maximum": MAX_FOLDS},
+                   "n_classes": {"type": "integer", "minimum": 2},
+                   "random_state": SEED},
+})
 
 
 class FoldAverage(ModelPlugin):
@@ -97,16 +103,10 @@ class FoldAverage(ModelPlugin):
     @classmethod
     def load(cls, directory: str | Path) -> FoldAverage:
         directory = Path(directory)
-        spec = json.loads((directory / FOLDS_JSON).read_text())
-        n_folds = spec.get("n_folds") if isinstance(spec, dict) else None
-        if not Interval(int, 1, MAX_FOLDS, "both").accepts(n_folds) \
-                or not isinstance(spec.get("plugin"), str):
-            raise ModelDirectoryError(f"{directory / FOLDS_JSON} must name a plugin and 1-"
-                                      f"{MAX_FOLDS} folds; the model directory is damaged")
+        spec = read_checked(directory / FOLDS_JSON, FOLDS_SCHEMA)
         member_cls = registry.get_plugin(spec["plugin"])  # a registry lookup, never an import
-        models = [member_cls.load(directory / f"fold-{i}") for i in range(n_folds)]
-        random_state = spec.get("random_state")
-        return cls.from_fitted(models, random_state if isinstance(random_state, int) else None)
+        models = [member_cls.load(directory / f"fold-{i}") for i in range(spec["n_folds"])]
+        return cls.from_fitted(models, spec.get("random_state"))
 
 
 @hookimpl

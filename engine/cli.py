@@ -317,8 +317,9 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--id", help="id column (default: the one used in training)")
             p.add_argument("--fill-na", dest="fill_na", default=None,
                            help="replacement for missing texts, e.g. ''")
-        p.add_argument("--trust", action="append", metavar="TYPE",
-                       help="also trust this type in the model's skops files (repeatable)")
+        p.add_argument("--trust", action="append", metavar="NAME",
+                       help="also trust this skops type, import string, TF Hub handle or token "
+                            "pattern that the model directory names (repeatable)")
         return p
 
     def chunk_option(p: argparse.ArgumentParser) -> None:

@@ -19,7 +19,7 @@ from engine.bagging import FoldAverage
 from engine.combiners.base import Combiner
 from engine.constraints import Interval, check_param, validate_params
 from engine.data import check_folds, data_hash, encode_labels, numeric_columns, select_texts
-from engine.errors import ConfigError
+from engine.errors import ConfigError, ModelDirectoryError
 from engine.features import filling_on_predict
 from engine.io.model_dir import ModelParts, model_errors, read_model, write_model
 from engine.metrics import classification_scores
@@ -480,16 +480,63 @@ def load_ensemble(path: str | Path, trusted: Iterable[str] = ()) -> Ensemble:
     path : str or Path
         The model directory.
     trusted : list of str, default=()
-        Extra fully-qualified type names the skops files may contain; only
-        for models from a source you trust.
+        What the model directory may name and loading may then use, only
+        for models from a source you trust: extra fully-qualified type names
+        in its skops files, import strings, TF Hub handles (a SavedModel runs
+        its own graph) and vectorizer token patterns, each named exactly.
 
     Returns
     -------
     Ensemble
         Fitted, ready to predict.
+
+    Raises
+    ------
+    ModelDirectoryError
+        One line, for anything wrong with the directory: a changed or
+        unexpected file, a link or special file, a value outside the
+        manifest's schema, a size its stored bytes do not back, something it
+        names that would run, or a model that fails a two-text prediction.
     """
+    path = Path(path)
     parts = read_model(path, trusted)
-    with model_errors(Path(path)):  # settings a damaged manifest holds fail here
+    with model_errors(path):  # what a damaged manifest or state makes fail surfaces here
         ensemble = Ensemble(members=dict(parts.members), combiner=parts.combiner,
-                            **parts.settings)
-    return ensemble._restore(parts)
+                            **parts.settings)._restore(parts)
+        _check_restored(ensemble)
+    return ensemble
+
+
+def _check_restored(ensemble: Ensemble) -> None:
+    """Refuse a loaded ensemble whose parts disagree, or that cannot predict two texts.
+
+    Every file passed its own checks; this catches a consistent-looking lie
+    (a meta-learner with other classes, out-of-fold arrays of another shape)
+    at load, in one line, rather than at the user's first prediction.
+    """
+    import pandas as pd
+
+    n_classes, n_members = len(ensemble.classes_), len(ensemble.members_)
+    oof, codes = ensemble.oof_, ensemble.y_codes_
+    if oof.ndim != 3 or oof.shape[0] != n_members or oof.shape[2] != n_classes \
+            or codes.shape != (oof.shape[1],) or not np.issubdtype(codes.dtype, np.integer) \
+            or (len(codes) and not 0 <= codes.min() <= codes.max() < n_classes):
+        raise ModelDirectoryError(f"oof.npz holds arrays of shapes {oof.shape} and "
+                                  f"{codes.shape} for {n_members} members and {n_classes} "
+                                  f"classes; the model directory is inconsistent")
+    for name, member in ensemble.members_.items():
+        if getattr(member, "n_classes_", n_classes) != n_classes:
+            raise ModelDirectoryError(f"member '{name}' predicts {member.n_classes_} classes, "
+                                      f"the model {n_classes}; the model directory is "
+                                      f"inconsistent")
+    columns = {c for spec in [ensemble.text, *(ensemble.member_text or {}).values()]
+               for c in ([spec] if isinstance(spec, str) else spec)}
+    probe = pd.DataFrame({c: ["forest fire near the river", "a calm day"] for c in columns})
+    for column in getattr(ensemble.combiner_, "passthrough", None) or ():
+        probe[column] = 0.0
+    proba = ensemble.predict_proba(probe)
+    if proba.shape != (2, n_classes) or not np.isfinite(proba).all() \
+            or not np.allclose(proba.sum(axis=1), 1, atol=1e-3):
+        raise ModelDirectoryError(f"the model's test prediction on two texts gave shape "
+                                  f"{proba.shape} with rows not summing to 1; the model "
+                                  f"directory is inconsistent")

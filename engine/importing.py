@@ -6,10 +6,16 @@ import importlib
 from typing import Any
 
 from engine.errors import ConfigError
+from engine.io.trust import refuse_stored
 
 
 def import_object(spec: str) -> Any:
-    """Import ``attribute`` from ``package.module`` given as ``"package.module:attribute"``."""
+    """Import ``attribute`` from ``package.module`` given as ``"package.module:attribute"``.
+
+    A string read from a model directory is refused (see :mod:`engine.io.trust`):
+    importing runs the module's code.
+    """
+    refuse_stored(spec, "import string")
     module_name, _, attribute = spec.partition(":")
     if not module_name or not attribute:
         raise ConfigError(f"'{spec}' must look like 'package.module:attribute'")
@@ -24,10 +30,20 @@ def import_object(spec: str) -> Any:
 
 def build_estimator(spec: Any) -> Any:
     """An estimator from an estimator, a class or factory, or an import string for either."""
-    if isinstance(spec, str):
+    named = spec if isinstance(spec, str) else None
+    if named is not None:
         spec = import_object(spec)
     if callable(spec) and not hasattr(spec, "get_params") or isinstance(spec, type):
-        spec = spec()
+        try:
+            spec = spec()
+        except (Exception, SystemExit) as exc:  # e.g. "sys:exit" or "os:abort"-like mistakes
+            raise ConfigError(f"calling '{named or getattr(spec, '__name__', spec)}' to build an "
+                              f"estimator failed ({type(exc).__name__}: {exc}); name a "
+                              f"scikit-learn estimator class or a function returning one"
+                              ) from None
+    if named is not None and not hasattr(spec, "get_params"):
+        raise ConfigError(f"'{named}' gave a {type(spec).__name__}, not a scikit-learn "
+                          f"estimator; name an estimator class or a function returning one")
     return spec
 
 

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from joblib import effective_n_jobs, parallel_config
 
 from engine.errors import ConfigError
+from engine.io.trust import refuse_stored
 
 BACKENDS = ("loky", "threading", "dask")
 
@@ -60,6 +61,8 @@ def fit_backend(backend: str | None, scheduler: str | None, n_jobs: int | None
     if scheduler is None:
         raise ConfigError("backend='dask' needs scheduler='tcp://HOST:PORT', the address of "
                           "a running dask.distributed scheduler")
+    # A cluster runs what it sends back: an address saved in a model directory is not followed.
+    refuse_stored(scheduler, "Dask scheduler address")
     try:
         from distributed import Client
     except ImportError:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +57,8 @@ def _raises(fn: Callable[[], Any]) -> BaseException | None:
 
 
 def check_plugin(cls: type, params: dict[str, Any] | None = None,
-                 n_classes: tuple[int, ...] = (2, 3), seed: int = 0) -> None:
+                 n_classes: tuple[int, ...] = (2, 3), seed: int = 0,
+                 trusted: Sequence[str] = ()) -> None:
     """Run every conformance check on a plugin class; raise AssertionError on the first failure.
 
     Parameters
@@ -70,6 +71,9 @@ def check_plugin(cls: type, params: dict[str, Any] | None = None,
         Class counts to check: binary and multi-class.
     seed : int, default=0
         ``random_state`` for the determinism check, when the plugin takes one.
+    trusted : sequence of str, default=()
+        What loading the saved plugin may follow, as ``engine.load(trusted=...)``
+        (e.g. the TF Hub handle the test itself passed in ``params``).
 
     Checks
     ------
@@ -78,7 +82,9 @@ def check_plugin(cls: type, params: dict[str, Any] | None = None,
     rows summing to 1; column k is class k; an empty string predicts; save
     writes only inside its directory and load predicts identical probabilities;
     two fits with the same ``random_state`` give identical probabilities;
-    predicting before fit, and X/y of different lengths, raise errors.
+    predicting before fit, and X/y of different lengths, raise errors; a
+    string in its saved JSON files replaced by an import string is never
+    imported by load, predict or a refit of the clone.
     """
     params = dict(params or {})
     _check(isinstance(getattr(cls, "name", None), str) and bool(cls.name), cls,
@@ -117,7 +123,7 @@ def check_plugin(cls: type, params: dict[str, Any] | None = None,
                                               f"(training accuracy {train_accuracy:.2f})")
         # Same rows in the same batch: some kernels round differently by batch size.
         reference = np.asarray(model.predict_proba(X))
-        _check_save_load(cls, model, X, reference)
+        _check_save_load(cls, model, X, reference, trusted, attack=k == n_classes[0])
         again = clone(model).fit(X, y) if hasattr(model, "get_params") else cls(**params).fit(X, y)
         _check(np.array_equal(np.asarray(again.predict_proba(X)), reference), cls,
                "two fits with the same params and random_state must give identical probabilities")
@@ -127,7 +133,10 @@ def check_plugin(cls: type, params: dict[str, Any] | None = None,
            "fit with X and y of different lengths must raise")
 
 
-def _check_save_load(cls: type, model: Any, X: list[str], proba: np.ndarray) -> None:
+def _check_save_load(cls: type, model: Any, X: list[str], proba: np.ndarray,
+                     trusted: Sequence[str], attack: bool) -> None:
+    from engine.io.trust import trusting
+
     with tempfile.TemporaryDirectory() as root:
         directory = Path(root) / "member"
         directory.mkdir()
@@ -135,7 +144,48 @@ def _check_save_load(cls: type, model: Any, X: list[str], proba: np.ndarray) -> 
         model.save(directory)
         _check(set(os.listdir(root)) == before, cls, "save must write only inside its directory")
         _check(any(directory.iterdir()), cls, "save wrote nothing")
-        loaded = cls.load(directory)
+        with trusting(trusted):
+            loaded = cls.load(directory)
         _check(isinstance(loaded, cls), cls, "load must be a classmethod returning an instance")
         _check(np.array_equal(np.asarray(loaded.predict_proba(X)), proba), cls,
                "the loaded plugin must predict exactly what the saved one did")
+        if attack:
+            _check_follows_nothing(cls, directory, X, Path(root))
+
+
+def _check_follows_nothing(cls: type, directory: Path, X: list[str], root: Path) -> None:
+    """Each string in the saved JSON files, made an import string, is never imported."""
+    import json
+    import sys
+    import uuid
+    import warnings
+
+    module = f"ensemble_payload_{uuid.uuid4().hex[:8]}"
+    marker = root / "payload-ran"
+    (root / f"{module}.py").write_text(f"open({str(marker)!r}, 'w').close()\n"
+                                       f"def run(*args, **kwargs):\n    return None\n")
+    sys.path.insert(0, str(root))
+    try:
+        for path in sorted(directory.rglob("*.json")):
+            original = path.read_text()
+            document = json.loads(original)
+            if not isinstance(document, dict):
+                continue
+            for key in [k for k, v in document.items() if isinstance(v, str)]:
+                path.write_text(json.dumps({**document, key: f"{module}:run"}))
+                with warnings.catch_warnings():  # a changed identity may warn: not the point
+                    warnings.simplefilter("ignore")
+                    try:
+                        loaded = cls.load(directory)
+                        loaded.predict_proba(X[:3])
+                        clone(loaded).fit(X, np.arange(len(X)) % 2)
+                    except Exception:  # noqa: BLE001 - refusing is the right answer
+                        pass
+                _check(not marker.exists(), cls,
+                       f"loading, predicting or refitting imported the string saved as "
+                       f"{key!r} in {path.name}: a model directory must name nothing that runs "
+                       f"(use engine.importing.import_object, which refuses stored strings)")
+            path.write_text(original)
+    finally:
+        sys.path.remove(str(root))
+        sys.modules.pop(module, None)

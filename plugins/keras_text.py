@@ -16,6 +16,8 @@ import numpy as np
 from engine import ModelPlugin, hookimpl
 from engine.constraints import Interval, Options
 from engine.errors import ConfigError
+from engine.io.keras_files import check_keras_archive
+from engine.io.schema import read_checked
 from engine.io.state import load_state, save_state
 from engine.protocol import POSITIVE_INT, proba_from_output
 from plugins._tensorflow import import_tensorflow, seed_keras
@@ -259,8 +261,9 @@ class KerasText(ModelPlugin):
 
         directory = Path(directory)
         self = load_state(cls, directory)
+        check_keras_archive(directory / MODEL_FILE)
         self.model_ = keras.saving.load_model(directory / MODEL_FILE, safe_mode=True)
-        self.history_ = json.loads((directory / HISTORY_FILE).read_text())
+        self.history_ = read_checked(directory / HISTORY_FILE)
         return self
 
     def plot_history(self, path: str | Path) -> Path:

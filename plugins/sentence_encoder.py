@@ -14,6 +14,7 @@ from engine import ModelPlugin, hookimpl
 from engine.constraints import Options
 from engine.encoder import Encoder
 from engine.features import FeatureCache, fill_on_predict
+from engine.io.keras_files import check_keras_archive
 from engine.io.state import load_state, save_state
 from engine.protocol import POSITIVE_INT, proba_by_code, proba_from_output
 from engine.registry import get_registry
@@ -134,6 +135,7 @@ class SentenceEncoderClassifier(ModelPlugin):
             import_tensorflow()
             import keras
 
+            check_keras_archive(Path(directory) / KERAS_HEAD)
             self.head_ = keras.saving.load_model(Path(directory) / KERAS_HEAD, safe_mode=True)
         encoder = self.encoder()
         encoder.check_available()  # says what to install or where to put the model

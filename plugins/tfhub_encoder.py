@@ -14,6 +14,7 @@ from typing import Any
 
 from engine import hookimpl
 from engine.encoder import Encoder, EncoderError
+from engine.io.trust import refuse_stored
 from plugins._tensorflow import import_tensorflow
 
 USE_V4 = "https://tfhub.dev/google/universal-sentence-encoder/4"
@@ -57,6 +58,8 @@ class TFHubEncoder(Encoder):
         super().__init__(batch_size)
         if not isinstance(handle, str) or not handle.strip():
             raise EncoderError("handle must be a TF Hub URL or a local SavedModel directory")
+        # A SavedModel runs its own graph: one named by a model directory is never loaded.
+        refuse_stored(handle, "TF SavedModel (TF Hub handle)")
         if not isinstance(dim, int) or dim <= 0:
             raise EncoderError(f"dim must be a positive integer, got {dim!r}")
         self.handle = handle

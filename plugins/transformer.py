@@ -25,7 +25,10 @@ from engine import ModelPlugin, hookimpl, registry
 from engine.constraints import Interval, Options
 from engine.errors import ConfigError, DataError, ModelDirectoryError, PluginNotFoundError
 from engine.features import fill_on_predict
+from engine.io.keras_files import check_sizes, stored_shapes
+from engine.io.schema import CONFIG, read_checked, schema
 from engine.io.state import load_state, save_state
+from engine.io.trust import refuse_stored
 from engine.protocol import POSITIVE_INT
 from plugins._tensorflow import import_tensorflow, seed_keras
 from plugins.transformer_batches import (
@@ -47,6 +50,11 @@ FAMILIES = {
     "DebertaV3Backbone": "DebertaV3Tokenizer",
     "AlbertBackbone": "AlbertTokenizer",
 }
+# backbone.json and tokenizer.json: a family's class and its plain-JSON config.
+SPEC_SCHEMA = schema({"type": "object", "required": ["class", "config"],
+                      "additionalProperties": False,
+                      "properties": {"class": {"enum": [*FAMILIES, *FAMILIES.values()]},
+                                     "config": CONFIG}})
 POOLINGS = ("mean", "cls")
 DTYPES = ("float32", "bfloat16")
 WEIGHTS_FILE = "model.weights.h5"
@@ -81,6 +89,9 @@ def resolve_preset(preset: str) -> str:
     if not isinstance(preset, str) or not preset:
         raise ConfigError(f"preset must be a weights name (e.g. 'minilm'), a local directory "
                           f"or a hub handle, got {preset!r}")
+    if preset not in registry.get_registry().weights():
+        # Registered weights are pinned by sha256; a path or handle saved in a model is not.
+        refuse_stored(preset, "transformer preset (a local path or hub handle)")
     if "://" in preset or Path(preset).expanduser().is_dir():
         return str(Path(preset).expanduser()) if "://" not in preset else preset
     try:
@@ -483,8 +494,8 @@ class Transformer(ModelPlugin):
 
         directory = Path(directory)
         self = load_state(cls, directory)
-        backbone_spec = json.loads((directory / BACKBONE_JSON).read_text())
-        tokenizer_spec = json.loads((directory / TOKENIZER_JSON).read_text())
+        backbone_spec = read_checked(directory / BACKBONE_JSON, SPEC_SCHEMA)
+        tokenizer_spec = read_checked(directory / TOKENIZER_JSON, SPEC_SCHEMA)
         family = backbone_spec.get("class")
         if family not in FAMILIES or tokenizer_spec.get("class") != FAMILIES[family]:
             raise ModelDirectoryError(
@@ -494,11 +505,15 @@ class Transformer(ModelPlugin):
         tokenizer = getattr(keras_hub.models, FAMILIES[family]).from_config(
             {k: v for k, v in tokenizer_spec["config"].items() if k != "config_file"})
         tokenizer.load_assets(str(directory / TOKENIZER_ASSETS))
+        # Sizes in the configs must be backed by the weights stored (no 10^9-row embeddings).
+        shapes = stored_shapes(directory / WEIGHTS_FILE, WEIGHTS_FILE)
+        check_sizes(backbone_spec["config"], shapes, BACKBONE_JSON)
+        check_sizes(tokenizer_spec["config"], shapes, TOKENIZER_JSON)
         backbone = getattr(keras_hub.models, family).from_config(backbone_spec["config"])
         self.model_, _, _ = self._build(backbone, self.n_classes_, self.frozen_layers_)
         self.model_.load_weights(directory / WEIGHTS_FILE)
         self.tokenizer_, self.backbone_config_ = tokenizer, backbone_spec["config"]
-        self.history_ = json.loads((directory / HISTORY_JSON).read_text())
+        self.history_ = read_checked(directory / HISTORY_JSON)
         self._predictor = None
         return self
 

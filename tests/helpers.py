@@ -169,3 +169,12 @@ def write_tiny_bert_kerashub(path: Path, seed: int = 0) -> Path:
     backbone.save_to_preset(str(path))
     tokenizer.save_to_preset(str(path))
     return path
+
+
+def text_pipeline():
+    """A scikit-learn text classifier, named in configs as "tests.helpers:text_pipeline"."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    return make_pipeline(TfidfVectorizer(), LogisticRegression(max_iter=1000))

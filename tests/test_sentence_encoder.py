@@ -8,6 +8,7 @@ import pytest
 from engine import Ensemble, load
 from engine.cli import main
 from engine.encoder import Encoder, EncoderError
+from engine.errors import ModelDirectoryError
 from engine.features import FeatureCache
 from engine.registry import get_registry
 from engine.testing import check_plugin, make_text_dataset
@@ -53,7 +54,7 @@ def test_bundled_use_member_passes_the_kit(params):
 
 def test_tfhub_backend_loads_a_savedmodel_through_the_real_code(hub_module):
     check_plugin(USEMember, params={"backend": "tfhub", "handle": str(hub_module)},
-                 n_classes=(2,))
+                 n_classes=(2,), trusted=[str(hub_module)])
 
 
 def test_wrong_output_shape_is_a_clear_error(tmp_path):
@@ -134,13 +135,17 @@ def test_saved_member_records_the_encoder_not_a_copy(hub_module, tmp_path, small
     ens.fit(small_tweets, small_tweets["target"]).save(tmp_path / "m")
     files = [p.name for p in (tmp_path / "m" / "members" / "use").rglob("*")]
     assert "saved_model.pb" not in files
-    assert np.array_equal(load(tmp_path / "m").predict_proba(small_tweets.head(9)),
-                          ens.predict_proba(small_tweets.head(9)))
+    # The SavedModel runs its own graph: only a handle the user names is loaded.
+    with pytest.raises(ModelDirectoryError, match=r"names the TF SavedModel .*--trust"):
+        load(tmp_path / "m")
+    trusted = [str(hub_module)]
+    assert np.array_equal(load(tmp_path / "m", trusted=trusted).predict_proba(
+        small_tweets.head(9)), ens.predict_proba(small_tweets.head(9)))
     moved = hub_module.with_name("moved")
     hub_module.rename(moved)
     try:
         with pytest.raises(EncoderError, match="no TF Hub SavedModel at .*put the downloaded"):
-            load(tmp_path / "m")
+            load(tmp_path / "m", trusted=trusted)
     finally:
         moved.rename(hub_module)
 

@@ -88,7 +88,7 @@ def test_saved_member_holds_its_vocabulary_and_refuses_other_classes(fitted, tmp
     spec = json.loads((tmp_path / "backbone.json").read_text())
     spec["class"] = "GemmaBackbone"
     (tmp_path / "backbone.json").write_text(json.dumps(spec))
-    with pytest.raises(ModelDirectoryError, match="only BertBackbone"):
+    with pytest.raises(ModelDirectoryError, match="backbone.json is not valid at class"):
         Transformer.load(tmp_path)
 
 

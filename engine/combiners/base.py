@@ -161,6 +161,7 @@ def member_weights(weights: Mapping[str, float] | Sequence[float] | None,
         w = np.asarray(weights, dtype=float)
         if w.shape != (len(members),):
             raise ConfigError(f"give {len(members)} weights, one per member, or a dict by name")
-    if not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
+    if not np.all(np.isfinite(w)) or np.any(w < 0) or not np.any(w > 0):
         raise ConfigError("weights must be non-negative numbers with a positive sum")
+    w = w / w.max()  # first, so that huge weights (1e308 twice) cannot overflow the sum
     return w / w.sum()

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import io
+import pickletools
+import stat
+import warnings
 from pathlib import Path
 
 from engine.errors import ModelDirectoryError
+from engine.io.files import open_file
 
 PICKLE_SUFFIXES = {".pkl", ".pickle", ".joblib", ".dill", ".cloudpickle"}
 
@@ -13,7 +18,7 @@ PICKLE_SUFFIXES = {".pkl", ".pickle", ".joblib", ".dill", ".cloudpickle"}
 def sha256_file(path: Path) -> str:
     """The sha256 hex digest of the file at ``path``, read in 1 MiB blocks."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    with open_file(path) as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
@@ -36,12 +41,30 @@ def inside(root: Path, relative: str) -> Path:
 
 
 def is_pickle(path: Path) -> bool:
-    """Pickle by name, or by the protocol 2-5 header a pickle file starts with."""
+    """Pickle by name, by the protocol 2-5 header, or (protocols 0-1) by its opcodes."""
     if path.suffix.lower() in PICKLE_SUFFIXES:
         return True
-    with open(path, "rb") as handle:
-        head = handle.read(2)
-    return len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5
+    with open_file(path) as handle:
+        head = handle.read(1 << 16)
+    if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
+        return True
+    return _parses_as_pickle(head)
+
+
+def _parses_as_pickle(head: bytes) -> bool:
+    # Protocols 0 and 1 have no header: a file whose first 64 KiB are all valid pickle
+    # opcodes (or a whole pickle) is one. JSON, text, HDF5 and zip files fail at once.
+    if not head:
+        return False
+    with warnings.catch_warnings():  # decoding junk as string opcodes warns
+        warnings.simplefilter("ignore")
+        try:
+            for opcode, _, _ in pickletools.genops(io.BytesIO(head)):
+                if opcode.name == "STOP":
+                    return True
+        except Exception:  # any parse error: not a pickle
+            return False
+    return True
 
 
 def hash_tree(root: Path) -> dict[str, str]:
@@ -54,20 +77,24 @@ def verify_files(path: Path, files: dict[str, str], manifest: str = "manifest.js
     """Check the sha256 of every file listed in the manifest, and that nothing else is there."""
     for found in sorted(path.rglob("*")):
         relative = found.relative_to(path).as_posix()
-        if found.is_symlink():
+        mode = found.lstat().st_mode
+        if stat.S_ISLNK(mode):
             raise ModelDirectoryError(f"'{relative}' in the model directory is a symbolic link; "
                                       f"refusing to load")
-        if found.is_file() and relative != manifest and relative not in files:
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            raise ModelDirectoryError(f"'{relative}' in the model directory is not a regular "
+                                      f"file (a device, FIFO or socket); refusing to load")
+        if stat.S_ISREG(mode) and relative != manifest and relative not in files:
             raise ModelDirectoryError(f"unexpected file '{relative}' in {path}: it is not in the "
                                       f"manifest; refusing to load a model that was added to")
     for relative, expected in files.items():
         full = inside(path, relative)
-        if full.is_file() and is_pickle(full):
+        if not full.is_file():
+            raise ModelDirectoryError(f"model file '{relative}' is missing from {path}")
+        if is_pickle(full):
             raise ModelDirectoryError(f"model file '{relative}' is a pickle, which could run code "
                                       f"when loaded; ensemble-engine never writes or reads "
                                       f"pickles: refusing to load")
-        if not full.is_file():
-            raise ModelDirectoryError(f"model file '{relative}' is missing from {path}")
         if sha256_file(full) != expected:
             raise ModelDirectoryError(f"model file '{relative}' has changed since it was saved "
                                       f"(sha256 mismatch); restore it from its source or "

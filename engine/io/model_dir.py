@@ -29,9 +29,11 @@ import numpy as np
 from engine import registry
 from engine.errors import EnsembleError, ModelDirectoryError, PluginNotFoundError
 from engine.io.atomic import atomic_directory, recover_if_interrupted
+from engine.io.files import load_npz, read_json
 from engine.io.integrity import hash_tree, inside, verify_files
-from engine.io.skops import trusting
+from engine.io.schema import MANIFEST_SCHEMA, validate
 from engine.io.state import describe
+from engine.io.trust import mark_stored, trusting
 from engine.version import __version__
 
 FORMAT_VERSION = 1
@@ -159,21 +161,17 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
     if not path.is_dir():
         raise ModelDirectoryError(f"no model directory at {path}; train one with "
                                   f"`ensemble fit CONFIG.toml`")
-    try:
-        manifest = json.loads((path / MANIFEST).read_text())
-    except FileNotFoundError:
+    if not (path / MANIFEST).exists() and not (path / MANIFEST).is_symlink():
         raise ModelDirectoryError(f"{path} has no {MANIFEST}: not a model directory "
-                                  f"(or an interrupted copy)") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ModelDirectoryError(f"{path / MANIFEST} is not valid JSON ({exc})") from None
+                                  f"(or an interrupted copy)")
+    manifest = read_json(path / MANIFEST)
     version = manifest.get("format_version") if isinstance(manifest, dict) else None
-    if not isinstance(version, int):
-        raise ModelDirectoryError(f"{path / MANIFEST} has no format_version; not a model "
-                                  f"directory written by ensemble-engine")
-    if version > FORMAT_VERSION:
+    if isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION:
         raise ModelDirectoryError(
             f"model format {version} was written by ensemble-engine "
-            f"{manifest.get('engine_version')}; this is {__version__}: upgrade ensemble-engine")
+            f"{str(manifest.get('engine_version'))[:64]}; this is {__version__}: upgrade "
+            f"ensemble-engine")
+    validate(manifest, MANIFEST_SCHEMA, str(path / MANIFEST))
     return manifest
 
 
@@ -202,9 +200,10 @@ def model_errors(path: Path) -> Iterator[None]:
         yield
     except EnsembleError:  # already says what is wrong and what to do
         raise
-    except (KeyError, TypeError, ValueError, OSError) as exc:
+    except Exception as exc:  # whatever a hostile file makes fail: one line, exit 2
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
         raise ModelDirectoryError(f"{path} is not a valid model directory "
-                                  f"({type(exc).__name__}: {exc})") from exc
+                                  f"({type(exc).__name__}: {first})") from exc
 
 
 def read_model(path: str | Path, trusted: Iterable[str] = ()) -> ModelParts:
@@ -221,9 +220,9 @@ def read_model(path: str | Path, trusted: Iterable[str] = ()) -> ModelParts:
         with trusting(trusted):
             members = {e["name"]: _load_part("plugin", e, path) for e in manifest["members"]}
             combiner = _load_part("combiner", manifest["combiner"], path)
-        with np.load(inside(path, OOF_FILE), allow_pickle=False) as npz:
-            oof, codes = npz["oof"], npz["y_codes"]
-            features = npz["features"] if "features" in npz.files else None
+            settings = mark_stored(manifest["ensemble"])
+        arrays = load_npz(inside(path, OOF_FILE))
+        oof, codes, features = arrays["oof"], arrays["y_codes"], arrays.get("features")
         return ModelParts(
             members=members, combiner=combiner,
             fit_seconds={e["name"]: e.get("fit_seconds", float("nan"))
@@ -232,4 +231,4 @@ def read_model(path: str | Path, trusted: Iterable[str] = ()) -> ModelParts:
             oof_features=features, training=manifest["training"], scores=manifest["scores"],
             threshold=manifest.get("threshold"), manifest=manifest,
             settings={k: (tuple(v) if isinstance(v, list) else v)
-                      for k, v in manifest["ensemble"].items()})
+                      for k, v in settings.items()})

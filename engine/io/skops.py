@@ -1,30 +1,28 @@
-"""Safe persistence of scikit-learn objects with skops (no pickle on load)."""
+"""Safe persistence of scikit-learn objects with skops (no pickle on load).
+
+Only types skops trusts by default, types a plugin declares and types the
+user vouches for (``trusted=``) are loaded. A vectorizer's regular expression
+and n-gram range are code in all but name (a catastrophic-backtracking
+``token_pattern`` stalls prediction for minutes), so a loaded one must use a
+known pattern and a bounded range unless the user trusts the pattern.
+"""
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
-from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import skops.io as sio
 
 from engine.errors import ModelDirectoryError
+from engine.io.files import check_archive
+from engine.io.trust import trusted_names, trusting
 
-# Extra types the user vouched for, e.g. ``engine.load(path, trusted=[...])``.
-_extra_trusted: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar(
-    "extra_trusted", default=())
+__all__ = ["dump_estimator", "load_estimator", "trusting"]
 
-
-@contextlib.contextmanager
-def trusting(types: Iterable[str]) -> Iterator[None]:
-    """Within this block, also trust these fully-qualified type names."""
-    token = _extra_trusted.set(_extra_trusted.get() + tuple(types))
-    try:
-        yield
-    finally:
-        _extra_trusted.reset(token)
+# scikit-learn's default and the patterns the built-in plugins write.
+KNOWN_TOKEN_PATTERNS = {r"(?u)\b\w\w+\b", r"(?u)\b\w+\b", r"\S+", r"(?u)\b\w+\b|[^\w\s]"}
+MAX_NGRAM = 16
 
 
 def dump_estimator(estimator: Any, path: str | Path) -> None:
@@ -33,15 +31,52 @@ def dump_estimator(estimator: Any, path: str | Path) -> None:
 
 
 def load_estimator(path: str | Path) -> Any:
-    """Load a skops file, refusing any type that is not trusted."""
+    """Load a skops file, refusing any type that is not trusted.
+
+    Parameters
+    ----------
+    path : str or Path
+        A file written by :func:`dump_estimator`.
+
+    Returns
+    -------
+    Any
+        The estimator, with its vectorizers' patterns and ranges checked.
+
+    Raises
+    ------
+    ModelDirectoryError
+        For a damaged file, an untrusted type or an unknown token pattern.
+    """
     path = Path(path)
+    check_archive(path)
     try:
         untrusted = sio.get_untrusted_types(file=path)
     except Exception as exc:  # skops raises many kinds on a damaged file
         raise ModelDirectoryError(f"{path.name} is not a readable skops file ({exc})") from exc
-    refused = sorted(set(untrusted) - set(_extra_trusted.get()))
+    refused = sorted(set(untrusted) - set(trusted_names()))
     if refused:
         raise ModelDirectoryError(
             f"{path.name} holds types that are not trusted by default: {', '.join(refused)}; "
             f"if you trust the model's source, load it with trusted=[...] naming them")
-    return sio.load(path, trusted=list(untrusted))
+    estimator = sio.load(path, trusted=list(untrusted))
+    _check_text_params(estimator, path.name)
+    return estimator
+
+
+def _check_text_params(estimator: Any, name: str) -> None:
+    if not hasattr(estimator, "get_params"):
+        return
+    for key, value in estimator.get_params(deep=True).items():
+        field = key.rsplit("__", 1)[-1]
+        if field == "token_pattern" and value is not None and \
+                value not in KNOWN_TOKEN_PATTERNS and value not in trusted_names():
+            raise ModelDirectoryError(
+                f"{name} sets token_pattern {value!r}, which is not a known pattern (a regular "
+                f"expression can stall prediction); if you trust it, load with "
+                f"trusted=[{value!r}]")
+        if field == "ngram_range" and (not isinstance(value, tuple) or len(value) != 2
+                                       or not all(isinstance(n, int) for n in value)
+                                       or not 1 <= value[0] <= value[1] <= MAX_NGRAM):
+            raise ModelDirectoryError(f"{name} sets ngram_range {value!r}; a saved vectorizer "
+                                      f"needs 1 <= min <= max <= {MAX_NGRAM}")

@@ -9,12 +9,17 @@ A plugin built from scikit-learn parts needs no save/load code of its own.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from engine.errors import ModelDirectoryError
+from engine.io.files import load_npz
+from engine.io.schema import PARAMS_SCHEMA, STATE_SCHEMA, read_checked
 from engine.io.skops import dump_estimator, load_estimator
+from engine.io.trust import mark_stored
 
 PARAMS_JSON, STATE_JSON, STATE_NPZ = "params.json", "state.json", "state.npz"
 
@@ -90,17 +95,36 @@ def save_state(obj: Any, directory: str | Path, exclude: tuple[str, ...] = ()) -
             np.savez(directory / STATE_NPZ, **arrays)
 
 
+# Names that become constructor keywords and attributes: never dunders like __dict__.
+PARAM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+FITTED_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,127}_")
+
+
+def _checked_name(name: str, pattern: re.Pattern[str], where: Path) -> str:
+    if not pattern.fullmatch(name):
+        raise ModelDirectoryError(f"'{name}' in {where.name} is not a parameter or fitted "
+                                  f"attribute name; refusing to load")
+    return name
+
+
 def load_state(cls: type, directory: str | Path) -> Any:
-    """Rebuild an object written by :func:`save_state`."""
+    """Rebuild an object written by :func:`save_state`.
+
+    Both JSON files are validated against a schema first, and every string in
+    them is kept as a :class:`engine.io.trust.StoredString`, so nothing they
+    name is imported or opened later, even by a refit.
+    """
     directory = Path(directory)
-    params = _from_json(json.loads((directory / PARAMS_JSON).read_text()))
-    fitted = _from_json(json.loads((directory / STATE_JSON).read_text()))
-    for group, target in (("params", params), ("fitted", fitted)):
+    params = mark_stored(_from_json(read_checked(directory / PARAMS_JSON, PARAMS_SCHEMA)))
+    fitted = mark_stored(_from_json(read_checked(directory / STATE_JSON, STATE_SCHEMA)))
+    for group, target, pattern in (("params", params, PARAM_NAME),
+                                   ("fitted", fitted, FITTED_NAME)):
         for path in sorted((directory / group).glob("*.skops")):
-            target[path.stem] = load_estimator(path)
+            target[_checked_name(path.stem, pattern, path)] = load_estimator(path)
     if (directory / STATE_NPZ).exists():
-        with np.load(directory / STATE_NPZ, allow_pickle=False) as npz:
-            fitted.update({k: npz[k] for k in npz.files})
+        arrays = load_npz(directory / STATE_NPZ)
+        fitted.update({_checked_name(k, FITTED_NAME, directory / STATE_NPZ): v
+                       for k, v in arrays.items()})
     obj = cls(**params)
     for key, value in fitted.items():
         setattr(obj, key, value)

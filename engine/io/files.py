@@ -1,0 +1,165 @@
+"""Reading a file from a model directory without trusting it: bounded, regular, no links.
+
+Every file is opened with ``O_NOFOLLOW | O_NONBLOCK`` and checked with
+``fstat`` to be a regular file before a byte is read, so a symlink to
+``/dev/zero`` or a FIFO named like a model file fails at once instead of
+flooding memory or hanging. Archives (``.npz``, skops, ``.keras``) have their
+zip headers checked against size and compression-ratio limits, and every
+``.npy`` array inside against the bytes actually stored, before anything is
+extracted or allocated.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import zipfile
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from engine.errors import ModelDirectoryError
+
+# Bounds a model directory must stay within; the README's security section states them.
+MAX_JSON_BYTES = 16 << 20
+MAX_JSON_DEPTH = 64
+MAX_ARCHIVE_BYTES = 8 << 30
+# A stored zip member may expand this much; np.savez, skops and Keras store, not deflate.
+MAX_COMPRESSION_RATIO = 50
+SMALL_MEMBER_BYTES = 1 << 20
+
+
+def open_regular(path: str | Path) -> int:
+    """A read-only descriptor for ``path``, refusing links and anything but a regular file.
+
+    ``O_NONBLOCK`` keeps ``open`` from waiting for a FIFO's writer; it has no
+    effect on a regular file.
+    """
+    path = Path(path)
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if path.is_symlink():
+            raise ModelDirectoryError(f"'{path.name}' in the model directory is a symbolic "
+                                      f"link; refusing to load") from None
+        raise ModelDirectoryError(f"cannot read '{path.name}' in the model directory "
+                                  f"({exc.strerror or exc})") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ModelDirectoryError(f"'{path.name}' in the model directory is not a regular file "
+                                  f"(a device, FIFO or socket); refusing to load")
+    return fd
+
+
+def open_file(path: str | Path) -> IO[bytes]:
+    """``path`` opened for binary reading through :func:`open_regular`."""
+    return os.fdopen(open_regular(path), "rb")
+
+
+def read_bytes(path: str | Path, limit: int) -> bytes:
+    """The content of the regular file ``path``, refused if larger than ``limit`` bytes."""
+    with open_file(path) as handle:
+        size = os.fstat(handle.fileno()).st_size
+        if size > limit:
+            raise ModelDirectoryError(f"'{Path(path).name}' is {size:,} bytes, over the "
+                                      f"{limit:,}-byte limit for such a file; refusing to load")
+        data = handle.read(limit + 1)
+    if len(data) > limit:  # grew while read
+        raise ModelDirectoryError(f"'{Path(path).name}' grew past {limit:,} bytes while read")
+    return data
+
+
+
+def depth(value: Any) -> int:
+    """How deeply lists and objects nest in a parsed JSON value (iterative: no recursion)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, level)
+            stack.extend((v, level + 1) for v in (item.values() if isinstance(item, dict)
+                                                  else item))
+    return deepest
+
+
+def read_json(path: str | Path, limit: int = MAX_JSON_BYTES) -> Any:
+    """Parse the JSON file ``path`` within size, nesting and number bounds.
+
+    Integers too long for Python to parse and nesting deeper than
+    :data:`MAX_JSON_DEPTH` are refused; what the values mean is checked
+    against a schema by :mod:`engine.io.schema`.
+    """
+    name = Path(path).name
+    data = read_bytes(path, limit)
+    try:
+        value = json.loads(data)
+    except RecursionError:
+        raise ModelDirectoryError(f"'{name}' nests deeper than {MAX_JSON_DEPTH} levels; "
+                                  f"refusing to load") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ModelDirectoryError(f"'{name}' is not valid JSON ({exc})") from None
+    if depth(value) > MAX_JSON_DEPTH:
+        raise ModelDirectoryError(f"'{name}' nests deeper than {MAX_JSON_DEPTH} levels; "
+                                  f"refusing to load")
+    return value
+
+
+def check_archive(path: str | Path, limit: int = MAX_ARCHIVE_BYTES) -> None:
+    """Refuse a zip whose headers promise more than ``limit`` bytes or a bomb's ratio.
+
+    Every ``.npy`` member's header must also describe exactly the bytes stored,
+    so a 200-byte file cannot claim a 29 TiB array.
+    """
+    name = Path(path).name
+    with open_file(path) as handle:
+        try:
+            archive = zipfile.ZipFile(handle)
+        except (zipfile.BadZipFile, OSError, ValueError) as exc:
+            raise ModelDirectoryError(f"'{name}' is not a readable archive ({exc})") from None
+        with archive:
+            total = 0
+            for info in archive.infolist():
+                total += info.file_size
+                ratio_ok = (info.file_size <= SMALL_MEMBER_BYTES
+                            or info.file_size <= MAX_COMPRESSION_RATIO * info.compress_size)
+                if total > limit or not ratio_ok:
+                    raise ModelDirectoryError(
+                        f"'{name}' would expand to over {min(total, limit):,} bytes "
+                        f"({info.filename}: {info.compress_size:,} -> {info.file_size:,}); "
+                        f"refusing a decompression bomb")
+                if info.filename.endswith(".npy"):
+                    _check_npy_member(archive, info, name)
+
+
+def _check_npy_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, name: str) -> None:
+    try:
+        with archive.open(info) as member:
+            version = np.lib.format.read_magic(member)
+            header = {1: np.lib.format.read_array_header_1_0,
+                      2: np.lib.format.read_array_header_2_0}.get(version[0])
+            if header is None:
+                raise ValueError(f"unsupported .npy version {version}")
+            shape, _, dtype = header(member)
+            offset = member.tell()
+    except (ValueError, OSError, SyntaxError, zipfile.BadZipFile) as exc:
+        raise ModelDirectoryError(f"'{name}' holds a damaged array {info.filename} "
+                                  f"({exc})") from None
+    if dtype.hasobject:
+        raise ModelDirectoryError(f"'{name}' holds an object array {info.filename}, which "
+                                  f"could run code when loaded; refusing to load")
+    claimed = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    if claimed != info.file_size - offset:
+        raise ModelDirectoryError(f"array {info.filename} in '{name}' claims shape {shape} "
+                                  f"({claimed:,} bytes) but {info.file_size - offset:,} bytes "
+                                  f"are stored; refusing to load")
+
+
+def load_npz(path: str | Path) -> dict[str, np.ndarray]:
+    """The arrays of an ``.npz`` file, checked by :func:`check_archive` first, no pickle."""
+    check_archive(path)
+    with np.load(path, allow_pickle=False) as npz:
+        return {key: npz[key] for key in npz.files}
+

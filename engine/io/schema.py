@@ -1,0 +1,201 @@
+"""JSON schemas for the manifest and the state files, checked before anything is built.
+
+A model directory is hostile until checked: every JSON file it holds is
+parsed within bounds (:func:`engine.io.files.read_json`) and validated here
+with ``jsonschema`` (types, string lengths, counts, number ranges, the names
+that become Python attributes), so a wrong type in a manifest field is one
+line naming the field, never an IndexError or a 29 TiB allocation later.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from engine.errors import ModelDirectoryError
+from engine.io.files import MAX_JSON_BYTES, read_json
+
+MAX_STRING = 1 << 16
+MAX_ITEMS = 1 << 22
+MAX_COUNT = 1 << 16  # members, classes, settings, hashes ...
+NAME = {"type": "string", "pattern": r"^[^\x00-\x1f\x7f/\\]{1,128}$"}
+# A package name as PyPI spells it (PEP 508), so an error may print it safely.
+PACKAGE = {"type": "string", "pattern": r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,98}[A-Za-z0-9])?$"}
+VERSION = {"type": "string", "pattern": r"^[A-Za-z0-9.+!_-]{1,64}$"}
+RELATIVE_PATH = {"type": "string", "pattern": r"^[^\x00-\x1f\x7f]{1,1024}$"}
+SEED = {"type": ["integer", "null"], "minimum": 0, "maximum": 2**32 - 1}
+
+JSON_VALUE: dict[str, Any] = {
+    "anyOf": [
+        {"type": ["null", "boolean", "number"]},
+        {"type": "string", "maxLength": MAX_STRING},
+        {"type": "array", "maxItems": MAX_ITEMS, "items": {"$ref": "#/$defs/json"}},
+        {"type": "object", "maxProperties": MAX_COUNT,
+         "propertyNames": {"maxLength": 1024},
+         "additionalProperties": {"$ref": "#/$defs/json"}},
+    ]
+}
+
+
+def schema(spec: dict[str, Any]) -> dict[str, Any]:
+    """A draft 2020-12 schema from ``spec``.
+
+    ``{"$ref": "#/$defs/json"}`` in it means any JSON value whose strings,
+    lists and objects are bounded.
+    """
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$defs": {"json": JSON_VALUE}, **spec}
+
+
+CONFIG = {"type": "object", "maxProperties": 1024,
+          "propertyNames": {"pattern": r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"},
+          "additionalProperties": {"$ref": "#/$defs/json"}}
+TEXT_COLUMNS = {"anyOf": [{"type": "string", "maxLength": 1024},
+                          {"type": "array", "minItems": 1, "maxItems": 256,
+                           "items": {"type": "string", "maxLength": 1024}}]}
+
+MANIFEST_SCHEMA = schema({
+    "type": "object",
+    "required": ["format_version", "members", "combiner", "classes", "files", "ensemble",
+                 "training", "scores"],
+    "properties": {
+        "format_version": {"type": "integer", "minimum": 1},
+        "engine_version": VERSION,
+        "created_at": {"type": "string", "maxLength": 64},
+        "classes": {
+            "type": "object", "required": ["dtype", "values"], "additionalProperties": False,
+            "properties": {
+                "dtype": {"enum": ["b", "i", "u", "f", "O"]},
+                "values": {"type": "array", "minItems": 2, "maxItems": MAX_COUNT,
+                           "uniqueItems": True,
+                           "items": {"anyOf": [{"type": ["boolean", "number"]},
+                                               {"type": "string", "maxLength": 1024}]}},
+            },
+        },
+        "ensemble": {
+            "type": "object", "maxProperties": 256,
+            "properties": {
+                "cv": {"type": "integer", "minimum": 2, "maximum": 1000},
+                "random_state": SEED,
+                "text": TEXT_COLUMNS,
+                "member_text": {"type": ["object", "null"], "maxProperties": MAX_COUNT,
+                                "additionalProperties": TEXT_COLUMNS},
+                "member_cv": {"type": ["object", "null"], "maxProperties": MAX_COUNT,
+                              "additionalProperties": {"type": "integer", "minimum": 2,
+                                                       "maximum": 1000}},
+                "refit": {"anyOf": [{"type": "boolean"},
+                                    {"type": "object", "maxProperties": MAX_COUNT,
+                                     "additionalProperties": {"type": "boolean"}}]},
+                "n_jobs": {"type": ["integer", "null"], "minimum": -1024, "maximum": 1024},
+                "threshold": {"anyOf": [{"type": "null"},
+                                        {"type": "number", "minimum": 0, "maximum": 1},
+                                        {"type": "string", "maxLength": 64}]},
+                "fill_na": {"type": ["string", "null"], "maxLength": 1024},
+                "verbose": {"type": ["boolean", "integer"], "minimum": 0, "maximum": 10},
+                "backend": {"type": ["string", "null"], "maxLength": 64},
+                "scheduler": {"type": ["string", "null"], "maxLength": 1024},
+            },
+            "propertyNames": {"pattern": r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"},
+            "additionalProperties": {"$ref": "#/$defs/json"},
+        },
+        "members": {
+            "type": "array", "minItems": 1, "maxItems": MAX_COUNT,
+            "items": {
+                "type": "object", "required": ["name", "plugin", "directory"],
+                "properties": {
+                    "name": NAME, "plugin": NAME, "package": PACKAGE, "version": VERSION,
+                    "config": CONFIG, "directory": RELATIVE_PATH,
+                    "bytes": {"type": "integer", "minimum": 0},
+                    "fit_seconds": {"type": "number"},
+                },
+                "additionalProperties": {"$ref": "#/$defs/json"},
+            },
+        },
+        "combiner": {
+            "type": "object", "required": ["name", "directory"],
+            "properties": {"name": NAME, "package": PACKAGE, "version": VERSION,
+                           "config": CONFIG, "directory": RELATIVE_PATH},
+            "additionalProperties": {"$ref": "#/$defs/json"},
+        },
+        "training": {"type": "object", "maxProperties": 256,
+                     "additionalProperties": {"$ref": "#/$defs/json"}},
+        "scores": {"type": ["object", "null"], "maxProperties": MAX_COUNT,
+                   "additionalProperties": {
+                       "type": "object", "maxProperties": 256,
+                       "additionalProperties": {"type": ["number", "null"]}}},
+        "threshold": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
+        "files": {"type": "object", "maxProperties": 1 << 20,
+                  "propertyNames": RELATIVE_PATH,
+                  "additionalProperties": {"type": "string", "pattern": r"^[0-9a-f]{64}$"}},
+        "data": {"type": "object", "maxProperties": 256,
+                 "additionalProperties": {"$ref": "#/$defs/json"}},
+    },
+    "additionalProperties": {"$ref": "#/$defs/json"},
+})
+
+# params.json: constructor keywords; state.json: fitted attributes (set with setattr, so
+# their names must look like fitted attributes and can never be __class__ or __dict__).
+PARAMS_SCHEMA = schema(CONFIG)
+STATE_SCHEMA = schema({**CONFIG, "propertyNames": {"pattern": r"^[A-Za-z][A-Za-z0-9_]{0,127}_$"}})
+ANY_JSON_SCHEMA = schema({"$ref": "#/$defs/json"})
+
+
+_VALIDATORS: dict[int, Any] = {}
+
+
+def _validator(spec: dict[str, Any]) -> Any:
+    # Schemas are module constants: one compiled validator each, keyed by identity.
+    if id(spec) not in _VALIDATORS:
+        import jsonschema
+
+        _VALIDATORS[id(spec)] = (spec, jsonschema.Draft202012Validator(spec))
+    return _VALIDATORS[id(spec)][1]
+
+
+def validate(value: Any, against: dict[str, Any], where: str) -> Any:
+    """Check ``value`` against ``schema``; the first problem becomes one line naming the field.
+
+    Parameters
+    ----------
+    value : Any
+        Parsed JSON.
+    against : dict
+        A JSON Schema (draft 2020-12), e.g. :data:`MANIFEST_SCHEMA`.
+    where : str
+        The file it came from, for the message.
+
+    Returns
+    -------
+    Any
+        ``value`` itself, valid.
+
+    Raises
+    ------
+    ModelDirectoryError
+        Naming the field and what is wrong with it.
+
+    Examples
+    --------
+    >>> validate({"alpha": 1.0}, PARAMS_SCHEMA, "params.json")
+    {'alpha': 1.0}
+    >>> validate({"__class__": 1}, STATE_SCHEMA, "state.json")
+    Traceback (most recent call last):
+    ...
+    engine.errors.ModelDirectoryError: state.json is not valid at (top level): '__class__' \
+does not match '^[A-Za-z][A-Za-z0-9_]{0,127}_$'; refusing to load
+    """
+    validator = _validator(against)
+    error = next(iter(sorted(validator.iter_errors(value), key=lambda e: len(e.path))), None)
+    if error is not None:
+        field = "/".join(str(p) for p in error.absolute_path) or "(top level)"
+        message = error.message if len(error.message) <= 200 else error.message[:200] + "..."
+        raise ModelDirectoryError(f"{where} is not valid at {field}: {message}; "
+                                  f"refusing to load")
+    return value
+
+
+def read_checked(path: str | Path, against: dict[str, Any] = ANY_JSON_SCHEMA,
+                 limit: int = MAX_JSON_BYTES) -> Any:
+    """Read the JSON file ``path`` within bounds and validate it against ``against``."""
+    path = Path(path)
+    return validate(read_json(path, limit), against, path.name)

@@ -1,0 +1,363 @@
+"""Model directories an attacker wrote (and rehashed): nothing they name runs, nothing
+hangs or floods memory, and every refusal is one line.
+
+Each test is one finding of the red-team pass on loading (issue 16), rebuilt.
+"""
+
+import hashlib
+import json
+import os
+import pickle
+import resource
+import shutil
+import threading
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine import Ensemble, load
+from engine.cli import main
+from engine.errors import EnsembleError, ModelDirectoryError
+from engine.io.files import MAX_JSON_BYTES
+
+PAYLOAD = "ensemble_red_team_payload"
+
+
+@pytest.fixture
+def payload(tmp_path, monkeypatch):
+    """An importable module that leaves a marker file when imported or called."""
+    marker = tmp_path / "payload-ran"
+    (tmp_path / f"{PAYLOAD}.py").write_text(
+        f"open({str(marker)!r}, 'w').close()\n"
+        f"def run(*args, **kwargs):\n    open({str(marker)!r}, 'w').close()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(__import__("sys").modules, PAYLOAD, raising=False)
+    yield marker
+    assert not marker.exists() or marker.read_text() == "trusted", "the payload ran"
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory, small_tweets):
+    path = tmp_path_factory.mktemp("hostile-models") / "model"
+    members = {"nb": "tfidf-nb",
+               "sk": ("sklearn", {"pipeline": "tests.helpers:text_pipeline"})}
+    Ensemble(members, combiner="stacking", cv=2, random_state=0).fit(
+        small_tweets, small_tweets["target"]).save(path)
+    return path
+
+
+@pytest.fixture
+def copy(model, tmp_path):
+    target = tmp_path / "from-a-stranger"
+    shutil.copytree(model, target)
+    return target
+
+
+def edit_json(path: Path, change) -> None:
+    document = json.loads(path.read_text())
+    change(document)
+    path.write_text(json.dumps(document))
+
+
+def rehash(model: Path) -> None:
+    """Make the manifest's hashes match the changed files, as any attacker would."""
+    manifest = json.loads((model / "manifest.json").read_text())
+    manifest["files"] = {p.relative_to(model).as_posix():
+                         hashlib.sha256(p.read_bytes()).hexdigest()
+                         for p in sorted(model.rglob("*"))
+                         if p.is_file() and p.name != "manifest.json"}
+    (model / "manifest.json").write_text(json.dumps(manifest))
+
+
+def refused(model: Path, match: str, **kwargs) -> str:
+    with pytest.raises(ModelDirectoryError, match=match) as info:
+        load(model, **kwargs)
+    message = str(info.value)
+    assert "\n" not in message.strip()
+    return message
+
+
+# -- 1. nothing the directory names runs ----------------------------------------------
+
+
+def test_refitting_a_loaded_model_never_imports_its_import_strings(copy, payload,
+                                                                   small_tweets):
+    edit_json(copy / "members" / "sk" / "params.json",
+              lambda d: d.update(pipeline=f"{PAYLOAD}:run"))
+    edit_json(copy / "combiner" / "params.json",
+              lambda d: d.update(final_estimator=f"{PAYLOAD}:run"))
+    rehash(copy)
+    loaded = load(copy)  # loading and predicting follow nothing, so they work
+    assert loaded.predict_proba(small_tweets.head(5)).shape == (5, 2)
+    with pytest.raises(ModelDirectoryError, match=rf"import string '{PAYLOAD}:run'.*--trust"):
+        loaded.fit(small_tweets, small_tweets["target"])
+    assert not payload.exists()
+
+
+def test_an_import_string_the_user_trusts_is_followed(copy, small_tweets):
+    # The same refit works when the user vouches for the string the directory names.
+    edit_json(copy / "members" / "sk" / "params.json",
+              lambda d: d.update(pipeline="tests.helpers:text_pipeline"))
+    rehash(copy)
+    with pytest.raises(ModelDirectoryError, match="tests.helpers:text_pipeline"):
+        load(copy).fit(small_tweets, small_tweets["target"])
+    refit = load(copy, trusted=["tests.helpers:text_pipeline"]).fit(
+        small_tweets, small_tweets["target"])
+    assert refit.predict_proba(small_tweets.head(3)).shape == (3, 2)
+
+
+def test_a_dask_scheduler_address_from_the_directory_is_never_contacted(copy, small_tweets):
+    edit_json(copy / "manifest.json", lambda d: d["ensemble"].update(
+        backend="dask", scheduler="tcp://203.0.113.7:8786"))
+    with pytest.raises(ModelDirectoryError, match="Dask scheduler address"):
+        load(copy).fit(small_tweets, small_tweets["target"])
+
+
+def evil_savedmodel(path: Path, marker: Path) -> Path:
+    """A TF Hub-style encoder whose graph writes a file: what a hostile SavedModel does."""
+    import tensorflow as tf
+
+    class Encoder(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+        def __call__(self, texts):
+            tf.io.write_file(str(marker), "the SavedModel's graph ran")
+            return tf.zeros([tf.shape(texts)[0], 512])
+
+    tf.saved_model.save(Encoder(), str(path))
+    return path
+
+
+def test_a_savedmodel_named_by_the_directory_never_runs(tmp_path, small_tweets):
+    from tests.helpers import build_savedmodel
+
+    model = tmp_path / "model"
+    honest = build_savedmodel(tmp_path / "honest-use")
+    Ensemble({"use": ("use", {"backend": "tfhub", "handle": str(honest), "cache": False})},
+             cv=2, random_state=0).fit(small_tweets, small_tweets["target"]).save(model)
+    marker = tmp_path / "graph-ran"
+    for handle in (str(evil_savedmodel(tmp_path / "evil", marker)),
+                   "https://attacker.invalid/use/4"):
+        edit_json(model / "members" / "use" / "params.json", lambda d, h=handle: d.update(
+            handle=h))
+        rehash(model)
+        message = refused(model, "names the TF SavedModel")
+        assert f"--trust '{handle}'" in message
+        assert main(["predict", str(model), str(tmp_path / "none.csv"),
+                     "-o", str(tmp_path / "out.csv")]) == 2
+    assert not marker.exists()
+    # Named by the user, it is loaded: proof that the refusal above stopped a real attack.
+    edit_json(model / "members" / "use" / "params.json",
+              lambda d: d.update(handle=str(tmp_path / "evil")))
+    rehash(model)
+    with pytest.warns(UserWarning, match="trained on encoder"):
+        load(model, trusted=[str(tmp_path / "evil")])
+    assert marker.exists()
+
+
+@pytest.mark.parametrize("pipeline, message", [
+    ("os:getpid", "gave a int, not a scikit-learn estimator"),
+    ("sys:exit", "calling 'sys:exit' to build an estimator failed"),
+])
+def test_config_import_strings_that_are_not_estimators_fail_in_one_line(
+        tmp_path, small_tweets, capsys, pipeline, message):
+    small_tweets.to_csv(tmp_path / "train.csv", index=False)
+    (tmp_path / "config.toml").write_text(
+        f'[data]\ntrain = "{tmp_path / "train.csv"}"\ntext = "text"\nlabel = "target"\n'
+        f'[members.sk]\nplugin = "sklearn"\npipeline = "{pipeline}"\n')
+    assert main(["fit", str(tmp_path / "config.toml"), "-o", str(tmp_path / "m")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "m").exists()
+
+
+# -- 2. validated before use: bounds on size, depth, shapes and types ----------------
+
+
+@pytest.mark.parametrize("change, match", [
+    (lambda m: m.update(format_version=True), "format_version: True is not of type"),
+    (lambda m: m.update(format_version=-7), "format_version: -7 is less than"),
+    (lambda m: m.update(members="nb"), "members: 'nb' is not of type 'array'"),
+    (lambda m: m["members"][0].update(name=["x"]), "members/0/name"),
+    (lambda m: m["classes"].update(values=[{"a": 1}, 2]), "classes/values/0"),
+    (lambda m: m["ensemble"].update(cv=10**40), "ensemble/cv"),
+    (lambda m: m["files"].update({"oof.npz": "not-a-hash"}), "files/oof.npz"),
+    (lambda m: m["members"][0].update(package="x --index-url https://attacker.invalid"),
+     "members/0/package"),
+])
+def test_manifest_fields_of_the_wrong_type_are_named(copy, change, match):
+    edit_json(copy / "manifest.json", change)
+    refused(copy, match)
+
+
+def test_a_deeply_nested_manifest_is_refused_not_a_recursion_error(copy):
+    manifest = json.loads((copy / "manifest.json").read_text())
+    text = json.dumps(manifest)
+    (copy / "manifest.json").write_text(text[:-1] + ', "x": ' + "[" * 100_000 + "]" * 100_000
+                                        + "}")
+    refused(copy, "nests deeper than 64 levels")
+
+
+def test_an_oversized_manifest_is_refused_before_it_is_read(copy):
+    with open(copy / "manifest.json", "r+b") as handle:
+        handle.truncate(MAX_JSON_BYTES + 1)  # sparse: the size alone must refuse it
+    refused(copy, "over the .*-byte limit")
+
+
+def test_state_names_that_would_overwrite_object_internals_are_refused(copy):
+    edit_json(copy / "members" / "nb" / "state.json", lambda d: d.update(__dict__={}))
+    rehash(copy)
+    refused(copy, "state.json is not valid")
+
+
+def npy_bytes(shape: tuple, stored: bytes) -> bytes:
+    header = {"descr": "<f8", "fortran_order": False, "shape": shape}
+    text = repr(header).encode()
+    text += b" " * (64 - (10 + len(text) + 1) % 64) + b"\n"
+    return b"\x93NUMPY\x01\x00" + len(text).to_bytes(2, "little") + text + stored
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def test_an_array_claiming_29_tib_in_200_bytes_is_refused_before_allocation(copy):
+    with zipfile.ZipFile(copy / "oof.npz", "w") as archive:
+        archive.writestr("oof.npy", npy_bytes((2**20, 2**20, 3), b"\0" * 64))
+        archive.writestr("y_codes.npy", npy_bytes((10,), b"\0" * 80))
+    rehash(copy)
+    before = peak_rss_mb()
+    refused(copy, r"claims shape \(1048576, 1048576, 3\)")
+    assert peak_rss_mb() - before < 200
+
+
+def test_a_skops_array_with_a_false_shape_is_refused(copy):
+    skops = copy / "combiner" / "fitted" / "final_estimator_.skops"
+    with zipfile.ZipFile(skops) as archive:
+        members = {i.filename: archive.read(i) for i in archive.infolist()}
+    name = next(n for n in members if n.endswith(".npy"))
+    members[name] = npy_bytes((10**7, 10**5), b"\0" * 16)
+    with zipfile.ZipFile(skops, "w") as archive:
+        for filename, data in members.items():
+            archive.writestr(filename, data)
+    rehash(copy)
+    refused(copy, "claims shape")
+
+
+def test_a_decompression_bomb_is_refused_from_its_headers(copy):
+    with zipfile.ZipFile(copy / "oof.npz", "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("oof.npy", npy_bytes((2, 100_000_000 // 16), b"\0" * 100_000_000))
+        archive.writestr("y_codes.npy", npy_bytes((1,), b"\0" * 8))
+    assert (copy / "oof.npz").stat().st_size < 1_000_000
+    rehash(copy)
+    before = peak_rss_mb()
+    refused(copy, "decompression bomb")
+    assert peak_rss_mb() - before < 200
+
+
+def test_a_meta_learner_for_other_classes_is_refused_at_load(copy):
+    import skops.io as sio
+
+    skops = copy / "combiner" / "fitted" / "final_estimator_.skops"
+    learner = sio.load(skops, trusted=sio.get_untrusted_types(file=skops))
+    learner.classes_ = np.array([5, 7])
+    sio.dump(learner, skops)
+    rehash(copy)
+    refused(copy, "not a valid model directory|inconsistent")
+
+
+def test_a_backtracking_token_pattern_is_refused_unless_trusted(copy):
+    import skops.io as sio
+
+    skops = copy / "members" / "nb" / "fitted" / "pipeline_.skops"
+    pipeline = sio.load(skops, trusted=sio.get_untrusted_types(file=skops))
+    evil = r"(a+)+$"
+    pipeline.steps[0][1].token_pattern = evil
+    sio.dump(pipeline, skops)
+    rehash(copy)
+    refused(copy, r"token_pattern '\(a\+\)\+\$', which is not a known pattern")
+    assert load(copy, trusted=[evil]).predict_proba(["a calm day"]).shape == (1, 2)
+
+
+def test_a_keras_file_asking_for_a_billion_row_embedding_is_refused(tmp_path, small_tweets):
+    model = tmp_path / "model"
+    Ensemble({"dense": ("keras-text", {"architecture": "dense", "epochs": 1})}, cv=2,
+             random_state=0).fit(small_tweets, small_tweets["target"]).save(model)
+    keras_file = model / "members" / "dense" / "model.keras"
+    with zipfile.ZipFile(keras_file) as archive:
+        members = {i.filename: archive.read(i) for i in archive.infolist()}
+    config = json.loads(members["config.json"])
+    for layer in config["config"]["layers"]:
+        if layer["class_name"] == "Embedding":
+            layer["config"]["input_dim"] = 10**9
+    members["config.json"] = json.dumps(config).encode()
+    with zipfile.ZipFile(keras_file, "w") as archive:
+        for filename, data in members.items():
+            archive.writestr(filename, data)
+    rehash(model)
+    before = peak_rss_mb()
+    refused(model, "input_dim=1,000,000,000, more than any weight stored")
+    assert peak_rss_mb() - before < 200
+
+
+def test_a_protocol_0_pickle_is_refused_by_its_opcodes(copy):
+    (copy / "members" / "nb" / "state.json").write_bytes(
+        pickle.dumps({"payload": [1, 2]}, protocol=0))
+    rehash(copy)
+    refused(copy, "is a pickle")
+
+
+def test_huge_equal_weights_still_average(small_tweets):
+    ens = Ensemble({"a": "tfidf-nb", "b": "tfidf-lr"}, combiner=("mean", {"weights": [
+        1e308, 1e308]}), cv=2, random_state=0).fit(small_tweets, small_tweets["target"])
+    proba = ens.predict_proba(small_tweets.head(20))
+    assert np.allclose(proba.sum(axis=1), 1) and proba.max() > 0.5
+
+
+# -- special files: links, FIFOs, devices ----------------------------------------------
+
+
+def test_a_manifest_linked_to_dev_zero_is_refused_at_once(copy):
+    (copy / "manifest.json").unlink()
+    (copy / "manifest.json").symlink_to("/dev/zero")
+    before = peak_rss_mb()
+    refused(copy, "symbolic link")
+    assert peak_rss_mb() - before < 100
+
+
+@pytest.mark.parametrize("name", ["manifest.json", "members/nb/params.json",
+                                  "members/nb/extra-pipe.skops"])
+def test_a_fifo_in_the_model_directory_never_hangs_loading(copy, name):
+    target = copy / name
+    target.unlink(missing_ok=True)
+    os.mkfifo(target)
+    outcome = {}
+
+    def attempt():
+        try:
+            load(copy)
+        except EnsembleError as exc:
+            outcome["error"] = str(exc)
+
+    thread = threading.Thread(target=attempt, daemon=True)
+    start = time.monotonic()
+    thread.start()
+    thread.join(10)
+    if thread.is_alive():  # unblock the reader so the test run can finish, then fail
+        with open(target, "w"):
+            pass
+        pytest.fail(f"loading hung on a FIFO named {name}")
+    assert time.monotonic() - start < 10
+    assert "not a regular file" in outcome["error"]
+
+
+def test_cli_refuses_a_hostile_directory_in_one_line_with_exit_2(copy, tmp_path, capsys):
+    edit_json(copy / "manifest.json", lambda m: m.update(format_version=True))
+    (tmp_path / "in.csv").write_text("text\nfire\n")
+    code = main(["predict", str(copy), str(tmp_path / "in.csv"),
+                 "-o", str(tmp_path / "out.csv")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "format_version" in err
+    assert not (tmp_path / "out.csv").exists()
