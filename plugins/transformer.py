@@ -25,7 +25,8 @@ from engine import ModelPlugin, hookimpl, registry
 from engine.constraints import Interval, Options
 from engine.errors import ConfigError, DataError, ModelDirectoryError, PluginNotFoundError
 from engine.features import fill_on_predict
-from engine.io.keras_files import check_sizes, stored_shapes
+from engine.io.files import check_file
+from engine.io.keras_files import check_backbone_size, stored_shapes
 from engine.io.schema import CONFIG, read_checked, schema
 from engine.io.state import load_state, save_state
 from engine.io.trust import refuse_stored
@@ -60,6 +61,8 @@ DTYPES = ("float32", "bfloat16")
 WEIGHTS_FILE = "model.weights.h5"
 BACKBONE_JSON, TOKENIZER_JSON, HISTORY_JSON = "backbone.json", "tokenizer.json", "history.json"
 TOKENIZER_ASSETS = "tokenizer"
+# A vocabulary or SentencePiece model (XLM-RoBERTa's is 5 MB): bounded, so a huge one is refused.
+MAX_ASSET_BYTES = 64 << 20
 
 
 @dataclass
@@ -502,13 +505,18 @@ class Transformer(ModelPlugin):
                 f"transformer member in {directory} names backbone {family!r} with tokenizer "
                 f"{tokenizer_spec.get('class')!r}; only {', '.join(FAMILIES)} with their own "
                 f"tokenizers can be loaded")
+        # Sizes in the configs must be backed by the weights stored (no 10^9-row embeddings).
+        shapes = stored_shapes(directory / WEIGHTS_FILE, WEIGHTS_FILE)
+        check_backbone_size(backbone_spec["config"], shapes, BACKBONE_JSON)
+        layers = backbone_spec["config"].get("num_layers", 0)
+        if not isinstance(self.frozen_layers_, int) or not 0 <= self.frozen_layers_ <= layers:
+            raise ModelDirectoryError(f"state.json freezes {self.frozen_layers_!r} of the "
+                                      f"backbone's {layers} layers; the member is damaged")
+        for asset in (directory / TOKENIZER_ASSETS).iterdir():
+            check_file(asset, MAX_ASSET_BYTES)
         tokenizer = getattr(keras_hub.models, FAMILIES[family]).from_config(
             {k: v for k, v in tokenizer_spec["config"].items() if k != "config_file"})
         tokenizer.load_assets(str(directory / TOKENIZER_ASSETS))
-        # Sizes in the configs must be backed by the weights stored (no 10^9-row embeddings).
-        shapes = stored_shapes(directory / WEIGHTS_FILE, WEIGHTS_FILE)
-        check_sizes(backbone_spec["config"], shapes, BACKBONE_JSON)
-        check_sizes(tokenizer_spec["config"], shapes, TOKENIZER_JSON)
         backbone = getattr(keras_hub.models, family).from_config(backbone_spec["config"])
         self.model_, _, _ = self._build(backbone, self.n_classes_, self.frozen_layers_)
         self.model_.load_weights(directory / WEIGHTS_FILE)

@@ -26,9 +26,9 @@ from engine.errors import ModelDirectoryError
 MAX_JSON_BYTES = 16 << 20
 MAX_JSON_DEPTH = 64
 MAX_ARCHIVE_BYTES = 8 << 30
-# A stored zip member may expand this much; np.savez, skops and Keras store, not deflate.
+# An archive may expand this much overall; np.savez, skops and Keras store, not deflate.
 MAX_COMPRESSION_RATIO = 50
-SMALL_MEMBER_BYTES = 1 << 20
+SMALL_ARCHIVE_BYTES = 64 << 20  # below this, any ratio
 
 
 def open_regular(path: str | Path) -> int:
@@ -57,6 +57,16 @@ def open_regular(path: str | Path) -> int:
 def open_file(path: str | Path) -> IO[bytes]:
     """``path`` opened for binary reading through :func:`open_regular`."""
     return os.fdopen(open_regular(path), "rb")
+
+
+def check_file(path: str | Path, limit: int) -> int:
+    """The size of the regular file ``path``, refused if over ``limit`` bytes (nothing read)."""
+    with open_file(path) as handle:
+        size = os.fstat(handle.fileno()).st_size
+    if size > limit:
+        raise ModelDirectoryError(f"'{Path(path).name}' is {size:,} bytes, over the "
+                                  f"{limit:,}-byte limit for such a file; refusing to load")
+    return size
 
 
 def read_bytes(path: str | Path, limit: int) -> bytes:
@@ -110,8 +120,10 @@ def read_json(path: str | Path, limit: int = MAX_JSON_BYTES) -> Any:
 def check_archive(path: str | Path, limit: int = MAX_ARCHIVE_BYTES) -> None:
     """Refuse a zip whose headers promise more than ``limit`` bytes or a bomb's ratio.
 
-    Every ``.npy`` member's header must also describe exactly the bytes stored,
-    so a 200-byte file cannot claim a 29 TiB array.
+    The whole archive may expand to :data:`SMALL_ARCHIVE_BYTES`, or to
+    :data:`MAX_COMPRESSION_RATIO` times its compressed size. Every ``.npy``
+    member's header must also describe exactly the bytes stored, so a 200-byte
+    file cannot claim a 29 TiB array.
     """
     name = Path(path).name
     with open_file(path) as handle:
@@ -120,16 +132,17 @@ def check_archive(path: str | Path, limit: int = MAX_ARCHIVE_BYTES) -> None:
         except (zipfile.BadZipFile, OSError, ValueError) as exc:
             raise ModelDirectoryError(f"'{name}' is not a readable archive ({exc})") from None
         with archive:
-            total = 0
-            for info in archive.infolist():
-                total += info.file_size
-                ratio_ok = (info.file_size <= SMALL_MEMBER_BYTES
-                            or info.file_size <= MAX_COMPRESSION_RATIO * info.compress_size)
-                if total > limit or not ratio_ok:
-                    raise ModelDirectoryError(
-                        f"'{name}' would expand to over {min(total, limit):,} bytes "
-                        f"({info.filename}: {info.compress_size:,} -> {info.file_size:,}); "
-                        f"refusing a decompression bomb")
+            infos = archive.infolist()
+            total = sum(info.file_size for info in infos)
+            packed = sum(info.compress_size for info in infos)
+            if total > min(limit, max(SMALL_ARCHIVE_BYTES, MAX_COMPRESSION_RATIO * packed)):
+                raise ModelDirectoryError(
+                    f"'{name}' would expand from {packed:,} to {total:,} bytes; refusing a "
+                    f"decompression bomb")
+            if len({info.filename for info in infos}) != len(infos):
+                raise ModelDirectoryError(f"'{name}' holds two members of one name; refusing "
+                                          f"an ambiguous archive")
+            for info in infos:
                 if info.filename.endswith(".npy"):
                     _check_npy_member(archive, info, name)
 
@@ -157,9 +170,16 @@ def _check_npy_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, name: str
                                   f"are stored; refusing to load")
 
 
-def load_npz(path: str | Path) -> dict[str, np.ndarray]:
-    """The arrays of an ``.npz`` file, checked by :func:`check_archive` first, no pickle."""
+def load_npz(path: str | Path, keys: set[str] | None = None) -> dict[str, np.ndarray]:
+    """The arrays of an ``.npz`` file, checked by :func:`check_archive` first, no pickle.
+
+    With ``keys``, an array not among them is refused rather than loaded.
+    """
     check_archive(path)
     with np.load(path, allow_pickle=False) as npz:
+        unexpected = sorted(set(npz.files) - keys) if keys is not None else []
+        if unexpected:
+            raise ModelDirectoryError(f"'{Path(path).name}' holds unexpected arrays "
+                                      f"{unexpected[:5]}; refusing to load")
         return {key: npz[key] for key in npz.files}
 

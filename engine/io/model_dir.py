@@ -221,7 +221,7 @@ def read_model(path: str | Path, trusted: Iterable[str] = ()) -> ModelParts:
             members = {e["name"]: _load_part("plugin", e, path) for e in manifest["members"]}
             combiner = _load_part("combiner", manifest["combiner"], path)
             settings = mark_stored(manifest["ensemble"])
-        arrays = load_npz(inside(path, OOF_FILE))
+        arrays = load_npz(inside(path, OOF_FILE), {"oof", "y_codes", "features"})
         oof, codes, features = arrays["oof"], arrays["y_codes"], arrays.get("features")
         return ModelParts(
             members=members, combiner=combiner,

@@ -136,7 +136,9 @@ MANIFEST_SCHEMA = schema({
 # params.json: constructor keywords; state.json: fitted attributes (set with setattr, so
 # their names must look like fitted attributes and can never be __class__ or __dict__).
 PARAMS_SCHEMA = schema(CONFIG)
-STATE_SCHEMA = schema({**CONFIG, "propertyNames": {"pattern": r"^[A-Za-z][A-Za-z0-9_]{0,127}_$"}})
+STATE_SCHEMA = schema({**CONFIG, "propertyNames": {"pattern": r"^[A-Za-z][A-Za-z0-9_]{0,127}_$"},
+                       "properties": {"n_classes_": {"type": "integer", "minimum": 2,
+                                                     "maximum": MAX_COUNT}}})
 ANY_JSON_SCHEMA = schema({"$ref": "#/$defs/json"})
 
 

@@ -65,18 +65,39 @@ def load_estimator(path: str | Path) -> Any:
 
 
 def _check_text_params(estimator: Any, name: str) -> None:
-    if not hasattr(estimator, "get_params"):
-        return
-    for key, value in estimator.get_params(deep=True).items():
-        field = key.rsplit("__", 1)[-1]
-        if field == "token_pattern" and value is not None and \
-                value not in KNOWN_TOKEN_PATTERNS and value not in trusted_names():
-            raise ModelDirectoryError(
-                f"{name} sets token_pattern {value!r}, which is not a known pattern (a regular "
-                f"expression can stall prediction); if you trust it, load with "
-                f"trusted=[{value!r}]")
-        if field == "ngram_range" and (not isinstance(value, tuple) or len(value) != 2
-                                       or not all(isinstance(n, int) for n in value)
-                                       or not 1 <= value[0] <= value[1] <= MAX_NGRAM):
-            raise ModelDirectoryError(f"{name} sets ngram_range {value!r}; a saved vectorizer "
-                                      f"needs 1 <= min <= max <= {MAX_NGRAM}")
+    """Check every estimator inside ``estimator``, fitted copies included."""
+    seen: set[int] = set()
+    stack = [estimator]
+    while stack:
+        item = stack.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+        elif hasattr(item, "get_params") and hasattr(item, "__dict__"):
+            _check_params(item.get_params(deep=False), name)
+            stack.extend(vars(item).values())
+
+
+def _check_params(params: dict[str, Any], name: str) -> None:
+    pattern = params.get("token_pattern")
+    if pattern is not None and pattern not in KNOWN_TOKEN_PATTERNS \
+            and pattern not in trusted_names():
+        raise ModelDirectoryError(
+            f"{name} sets token_pattern {pattern!r}, which is not a known pattern (a regular "
+            f"expression can stall prediction); if you trust it, load with "
+            f"trusted=[{pattern!r}]")
+    ngrams = params.get("ngram_range", (1, 1))
+    if not isinstance(ngrams, tuple) or len(ngrams) != 2 \
+            or not all(isinstance(n, int) for n in ngrams) \
+            or not 1 <= ngrams[0] <= ngrams[1] <= MAX_NGRAM:
+        raise ModelDirectoryError(f"{name} sets ngram_range {ngrams!r}; a saved vectorizer "
+                                  f"needs 1 <= min <= max <= {MAX_NGRAM}")
+    # joblib's Memory unpickles what it finds at that location when a refit runs
+    if params.get("memory") is not None:
+        raise ModelDirectoryError(f"{name} sets memory={params['memory']!r}, a cache "
+                                  f"location that joblib would read pickles from; a saved "
+                                  f"estimator must have memory=None")
