@@ -59,28 +59,28 @@ def open_file(path: str | Path) -> IO[bytes]:
     return os.fdopen(open_regular(path), "rb")
 
 
-def check_file(path: str | Path, limit: int) -> int:
-    """The size of the regular file ``path``, refused if over ``limit`` bytes (nothing read)."""
-    with open_file(path) as handle:
-        size = os.fstat(handle.fileno()).st_size
+def _within(handle: IO[bytes], path: str | Path, limit: int) -> int:
+    size = os.fstat(handle.fileno()).st_size
     if size > limit:
         raise ModelDirectoryError(f"'{Path(path).name}' is {size:,} bytes, over the "
                                   f"{limit:,}-byte limit for such a file; refusing to load")
     return size
 
 
+def check_file(path: str | Path, limit: int) -> int:
+    """The size of the regular file ``path``, refused if over ``limit`` bytes (nothing read)."""
+    with open_file(path) as handle:
+        return _within(handle, path, limit)
+
+
 def read_bytes(path: str | Path, limit: int) -> bytes:
     """The content of the regular file ``path``, refused if larger than ``limit`` bytes."""
     with open_file(path) as handle:
-        size = os.fstat(handle.fileno()).st_size
-        if size > limit:
-            raise ModelDirectoryError(f"'{Path(path).name}' is {size:,} bytes, over the "
-                                      f"{limit:,}-byte limit for such a file; refusing to load")
+        _within(handle, path, limit)
         data = handle.read(limit + 1)
     if len(data) > limit:  # grew while read
         raise ModelDirectoryError(f"'{Path(path).name}' grew past {limit:,} bytes while read")
     return data
-
 
 
 def depth(value: Any) -> int:
