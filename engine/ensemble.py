@@ -526,7 +526,7 @@ def _check_restored(ensemble: Ensemble) -> None:
                                   f"classes; the model directory is inconsistent")
     for name, member in ensemble.members_.items():
         if getattr(member, "n_classes_", n_classes) != n_classes:
-            raise ModelDirectoryError(f"member '{name}' predicts {member.n_classes_} classes, "
+            raise ModelDirectoryError(f"member '{name}' predicts {member.n_classes_!r} classes, "
                                       f"the model {n_classes}; the model directory is "
                                       f"inconsistent")
     columns = {c for spec in [ensemble.text, *(ensemble.member_text or {}).values()]
