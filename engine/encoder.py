@@ -33,6 +33,9 @@ class Encoder:
 
     name: ClassVar[str] = ""
     dim: int = 512
+    # True when the encoder loads a model named by a handle (and runs its graph), even a
+    # default one: a member loaded from a model directory then needs the user's trust.
+    follows_handle: ClassVar[bool] = False
 
     def __init__(self, batch_size: int = 128) -> None:
         self.batch_size = batch_size

@@ -529,6 +529,10 @@ def _check_restored(ensemble: Ensemble) -> None:
             raise ModelDirectoryError(f"member '{name}' predicts {member.n_classes_!r} classes, "
                                       f"the model {n_classes}; the model directory is "
                                       f"inconsistent")
+    if list(getattr(ensemble.combiner_, "members_", ensemble.members_)) != \
+            list(ensemble.members_):
+        raise ModelDirectoryError("the combiner was fitted on other members than the "
+                                  "manifest lists; the model directory is inconsistent")
     columns = {c for spec in [ensemble.text, *(ensemble.member_text or {}).values()]
                for c in ([spec] if isinstance(spec, str) else spec)}
     probe = pd.DataFrame({c: ["forest fire near the river", "a calm day"] for c in columns})

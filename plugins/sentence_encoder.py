@@ -16,6 +16,7 @@ from engine.encoder import Encoder
 from engine.features import FeatureCache, fill_on_predict
 from engine.io.keras_files import check_keras_archive
 from engine.io.state import load_state, save_state
+from engine.io.trust import refuse_stored
 from engine.protocol import POSITIVE_INT, proba_by_code, proba_from_output
 from engine.registry import get_registry
 from plugins._tensorflow import import_tensorflow, seed_keras
@@ -89,6 +90,9 @@ class SentenceEncoderClassifier(ModelPlugin):
     def encoder(self) -> Encoder:
         """The configured encoder backend."""
         cls = get_registry().get_encoder(self.backend)
+        if self.handle is None and cls.follows_handle:
+            # Its default handle would be loaded (from a cache anyone may have filled).
+            refuse_stored(self.backend, "encoder backend (a TF SavedModel by default handle)")
         return cls(handle=self.handle) if self.handle is not None else cls()
 
     def _embed(self, texts: list[str], write: bool = True) -> np.ndarray:

@@ -53,6 +53,7 @@ class TFHubEncoder(Encoder):
     """
 
     name = "tfhub"
+    follows_handle = True
 
     def __init__(self, handle: str = USE_V4, *, dim: int = 512, batch_size: int = 128) -> None:
         super().__init__(batch_size)

@@ -61,6 +61,8 @@ DTYPES = ("float32", "bfloat16")
 WEIGHTS_FILE = "model.weights.h5"
 BACKBONE_JSON, TOKENIZER_JSON, HISTORY_JSON = "backbone.json", "tokenizer.json", "history.json"
 TOKENIZER_ASSETS = "tokenizer"
+# Tokenizer config keys that name files.
+TOKENIZER_PATHS = ("vocabulary", "merges", "proto")
 # A vocabulary or SentencePiece model (XLM-RoBERTa's is 5 MB): bounded, so a huge one is refused.
 MAX_ASSET_BYTES = 64 << 20
 
@@ -129,13 +131,17 @@ def load_pretrained(preset: str) -> Pretrained:
     if family not in FAMILIES:
         raise ConfigError(f"preset '{preset}' is a {family}; the transformer member supports "
                           f"{', '.join(FAMILIES)}")
-    vocabulary = tokenizer.get_vocabulary() if hasattr(tokenizer, "get_vocabulary") else []
     pretrained = Pretrained(family, backbone.get_config(), backbone.get_weights(), tokenizer,
-                            fingerprint(type(tokenizer).__name__, "\n".join(vocabulary),
-                                        json.dumps(tokenizer.get_config(), sort_keys=True,
-                                                   default=str)))
+                            tokenizer_fingerprint(tokenizer))
     _PRETRAINED[location] = pretrained
     return pretrained
+
+
+def tokenizer_fingerprint(tokenizer: Any) -> str:
+    """What makes two tokenizers give the same ids: class, vocabulary and config."""
+    vocabulary = tokenizer.get_vocabulary() if hasattr(tokenizer, "get_vocabulary") else []
+    return fingerprint(type(tokenizer).__name__, "\n".join(vocabulary),
+                       json.dumps(tokenizer.get_config(), sort_keys=True, default=str))
 
 
 def sequence_output(backbone: Any) -> Any:
@@ -514,13 +520,23 @@ class Transformer(ModelPlugin):
                                       f"backbone's {layers} layers; the member is damaged")
         for asset in (directory / TOKENIZER_ASSETS).iterdir():
             check_file(asset, MAX_ASSET_BYTES)
+        # A vocabulary, merges or proto given in the config is a path keras_hub would open:
+        # the tokenizer reads its assets from this directory only.
         tokenizer = getattr(keras_hub.models, FAMILIES[family]).from_config(
-            {k: v for k, v in tokenizer_spec["config"].items() if k != "config_file"})
+            {k: None if k in TOKENIZER_PATHS else v
+             for k, v in tokenizer_spec["config"].items() if k != "config_file"})
         tokenizer.load_assets(str(directory / TOKENIZER_ASSETS))
         backbone = getattr(keras_hub.models, family).from_config(backbone_spec["config"])
         self.model_, _, _ = self._build(backbone, self.n_classes_, self.frozen_layers_)
         self.model_.load_weights(directory / WEIGHTS_FILE)
         self.tokenizer_, self.backbone_config_ = tokenizer, backbone_spec["config"]
+        # The process-wide caches are keyed by these: computed here, never taken from the
+        # directory, so one model cannot make another read its token ids or hidden states.
+        self.tokenizer_identity_ = tokenizer_fingerprint(tokenizer)
+        if self.frozen_layers_:
+            self.lower_identity_ = fingerprint(
+                family, self.frozen_layers_,
+                *[np.asarray(w) for w in self.model_.get_layer("frozen_lower").get_weights()])
         self.history_ = read_checked(directory / HISTORY_JSON)
         self._predictor = None
         return self

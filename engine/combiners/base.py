@@ -10,7 +10,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from engine.errors import ConfigError
+from engine.errors import ConfigError, ModelDirectoryError
 from engine.io.state import load_state, save_state
 
 
@@ -115,7 +115,18 @@ class Combiner(BaseEstimator):
 
     @classmethod
     def load(cls, directory: str | Path) -> Combiner:
-        return load_state(cls, directory)
+        combiner = load_state(cls, directory)
+        combiner._check_loaded()
+        return combiner
+
+    def _check_loaded(self) -> None:
+        """Refuse fitted attributes that could not have been fitted (a hostile state file)."""
+        members = getattr(self, "members_", None)
+        if not isinstance(members, list) or not members \
+                or not all(isinstance(m, str) for m in members) \
+                or len(set(members)) != len(members):
+            raise ModelDirectoryError("the combiner's members_ must be distinct member names; "
+                                      "the model directory is damaged")
 
     def _check(self, P: np.ndarray) -> np.ndarray:
         check_is_fitted(self, "members_")

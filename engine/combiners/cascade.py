@@ -8,7 +8,7 @@ import numpy as np
 
 from engine.combiners.base import Combiner
 from engine.constraints import Interval, validate_params
-from engine.errors import ConfigError
+from engine.errors import ConfigError, ModelDirectoryError
 
 
 class CascadeCombiner(Combiner):
@@ -64,6 +64,16 @@ class CascadeCombiner(Combiner):
                               f"at most once each")
         self.order_ = [self.members_.index(m) for m in order]
         self.reach_ = self._reach(P)
+
+    def _check_loaded(self) -> None:
+        super()._check_loaded()
+        validate_params(self, {"margin": [Interval(float, 0, 0.5, "right")]})
+        order = getattr(self, "order_", None)
+        n = len(self.members_)
+        if not isinstance(order, list) or not order or len(set(order)) != len(order) \
+                or not all(isinstance(m, int) and 0 <= m < n for m in order):
+            raise ModelDirectoryError(f"the cascade's order_ must list distinct members "
+                                      f"(0-{n - 1}); the model directory is damaged")
 
     def _decided(self, mean: np.ndarray) -> np.ndarray:
         top2 = np.sort(mean, axis=1)[:, -2:]

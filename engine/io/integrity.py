@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import pickletools
 import stat
 import warnings
@@ -12,6 +13,7 @@ from pathlib import Path
 from engine.errors import ModelDirectoryError
 from engine.io.files import open_file
 
+MAX_MODEL_BYTES = 16 << 30
 PICKLE_SUFFIXES = {".pkl", ".pickle", ".joblib", ".dill", ".cloudpickle"}
 
 
@@ -28,14 +30,14 @@ def inside(root: Path, relative: str) -> Path:
     """``root / relative``, refusing absolute paths, ``..`` and symlinks."""
     candidate = Path(relative)
     if candidate.is_absolute() or ".." in candidate.parts or not relative:
-        raise ModelDirectoryError(f"manifest entry '{relative}' points outside the model "
+        raise ModelDirectoryError(f"manifest entry {relative!r} points outside the model "
                                   f"directory; refusing to load")
     full = root / candidate
     for part in [full, *full.parents]:
         if part == root:
             break
         if part.is_symlink():
-            raise ModelDirectoryError(f"'{relative}' in the model directory is a symbolic link; "
+            raise ModelDirectoryError(f"{relative!r} in the model directory is a symbolic link; "
                                       f"refusing to load")
     return full
 
@@ -73,29 +75,44 @@ def hash_tree(root: Path) -> dict[str, str]:
             for p in sorted(root.rglob("*")) if p.is_file()}
 
 
+def max_model_bytes() -> int:
+    """The most bytes a model directory may hold (a sparse file would be hashed in full)."""
+    return int(os.environ.get("ENSEMBLE_MAX_MODEL_BYTES", MAX_MODEL_BYTES))
+
+
 def verify_files(path: Path, files: dict[str, str], manifest: str = "manifest.json") -> None:
-    """Check the sha256 of every file listed in the manifest, and that nothing else is there."""
+    """Check the sha256 of every file listed in the manifest, and that nothing else is there.
+
+    Names found on disk are shown with ``repr``: a file name may hold a newline
+    or a terminal escape sequence.
+    """
+    total = 0
     for found in sorted(path.rglob("*")):
         relative = found.relative_to(path).as_posix()
-        mode = found.lstat().st_mode
+        info = found.lstat()
+        mode = info.st_mode
+        total += info.st_size if stat.S_ISREG(mode) else 0
+        if total > max_model_bytes():
+            raise ModelDirectoryError(f"{path} holds over {max_model_bytes():,} bytes; refusing "
+                                      f"to read it (set ENSEMBLE_MAX_MODEL_BYTES to allow more)")
         if stat.S_ISLNK(mode):
-            raise ModelDirectoryError(f"'{relative}' in the model directory is a symbolic link; "
+            raise ModelDirectoryError(f"{relative!r} in the model directory is a symbolic link; "
                                       f"refusing to load")
         if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
-            raise ModelDirectoryError(f"'{relative}' in the model directory is not a regular "
+            raise ModelDirectoryError(f"{relative!r} in the model directory is not a regular "
                                       f"file (a device, FIFO or socket); refusing to load")
         if stat.S_ISREG(mode) and relative != manifest and relative not in files:
-            raise ModelDirectoryError(f"unexpected file '{relative}' in {path}: it is not in the "
+            raise ModelDirectoryError(f"unexpected file {relative!r} in {path}: it is not in the "
                                       f"manifest; refusing to load a model that was added to")
     for relative, expected in files.items():
         full = inside(path, relative)
         if not full.is_file():
-            raise ModelDirectoryError(f"model file '{relative}' is missing from {path}")
+            raise ModelDirectoryError(f"model file {relative!r} is missing from {path}")
         if is_pickle(full):
-            raise ModelDirectoryError(f"model file '{relative}' is a pickle, which could run code "
+            raise ModelDirectoryError(f"model file {relative!r} is a pickle, which could run code "
                                       f"when loaded; ensemble-engine never writes or reads "
                                       f"pickles: refusing to load")
         if sha256_file(full) != expected:
-            raise ModelDirectoryError(f"model file '{relative}' has changed since it was saved "
+            raise ModelDirectoryError(f"model file {relative!r} has changed since it was saved "
                                       f"(sha256 mismatch); restore it from its source or "
                                       f"train it again")

@@ -127,7 +127,12 @@ MANIFEST_SCHEMA = schema({
         "files": {"type": "object", "maxProperties": 1 << 20,
                   "propertyNames": RELATIVE_PATH,
                   "additionalProperties": {"type": "string", "pattern": r"^[0-9a-f]{64}$"}},
+        # Column settings the CLI reads new files with.
         "data": {"type": "object", "maxProperties": 256,
+                 "properties": {"text": {"anyOf": [{"type": "null"}, TEXT_COLUMNS]},
+                                "id": {"type": ["string", "null"], "maxLength": 1024},
+                                "label": {"type": ["string", "null"], "maxLength": 1024},
+                                "fill_na": {"type": ["string", "null"], "maxLength": 1024}},
                  "additionalProperties": {"$ref": "#/$defs/json"}},
     },
     "additionalProperties": {"$ref": "#/$defs/json"},
