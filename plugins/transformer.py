@@ -63,8 +63,9 @@ BACKBONE_JSON, TOKENIZER_JSON, HISTORY_JSON = "backbone.json", "tokenizer.json",
 TOKENIZER_ASSETS = "tokenizer"
 # Tokenizer config keys that name files.
 TOKENIZER_PATHS = ("vocabulary", "merges", "proto")
-# A vocabulary or SentencePiece model (XLM-RoBERTa's is 5 MB): bounded, so a huge one is refused.
-MAX_ASSET_BYTES = 64 << 20
+# Tokenizer files (vocabulary, merges, SentencePiece model) per token of the vocabulary:
+# BERT's is 8 bytes a token, XLM-RoBERTa's SentencePiece model 20.
+ASSET_BYTES_PER_TOKEN = 64
 
 
 @dataclass
@@ -518,8 +519,11 @@ class Transformer(ModelPlugin):
         if not isinstance(self.frozen_layers_, int) or not 0 <= self.frozen_layers_ <= layers:
             raise ModelDirectoryError(f"state.json freezes {self.frozen_layers_!r} of the "
                                       f"backbone's {layers} layers; the member is damaged")
+        # Vocabulary files in proportion to the embedding rows stored (a 4M-line file for a
+        # 43-row embedding would take minutes and gigabytes to read).
+        vocabulary_size = backbone_spec["config"].get("vocabulary_size", 0)
         for asset in (directory / TOKENIZER_ASSETS).iterdir():
-            check_file(asset, MAX_ASSET_BYTES)
+            check_file(asset, ASSET_BYTES_PER_TOKEN * vocabulary_size + (1 << 20))
         # A vocabulary, merges or proto given in the config is a path keras_hub would open:
         # the tokenizer reads its assets from this directory only.
         tokenizer = getattr(keras_hub.models, FAMILIES[family]).from_config(

@@ -11,9 +11,9 @@ import warnings
 from pathlib import Path
 
 from engine.errors import ModelDirectoryError
-from engine.io.files import open_file
+from engine.io.files import MAX_JSON_BYTES, open_file
 
-MAX_MODEL_BYTES = 16 << 30
+MAX_MODEL_BYTES = 4 << 30
 PICKLE_SUFFIXES = {".pkl", ".pickle", ".joblib", ".dill", ".cloudpickle"}
 
 
@@ -101,6 +101,9 @@ def verify_files(path: Path, files: dict[str, str], manifest: str = "manifest.js
         if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
             raise ModelDirectoryError(f"{relative!r} in the model directory is not a regular "
                                       f"file (a device, FIFO or socket); refusing to load")
+        if stat.S_ISREG(mode) and found.suffix == ".json" and info.st_size > MAX_JSON_BYTES:
+            raise ModelDirectoryError(f"{relative!r} is {info.st_size:,} bytes, over the "
+                                      f"{MAX_JSON_BYTES:,}-byte limit for JSON; refusing to load")
         if stat.S_ISREG(mode) and relative != manifest and relative not in files:
             raise ModelDirectoryError(f"unexpected file {relative!r} in {path}: it is not in the "
                                       f"manifest; refusing to load a model that was added to")

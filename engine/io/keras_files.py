@@ -24,10 +24,17 @@ import numpy as np
 from engine.errors import ModelDirectoryError
 from engine.io.files import MAX_JSON_BYTES, MAX_JSON_DEPTH, check_archive, depth, open_file
 
+# Layers whose weights are sized by the width of their input.
+WEIGHTED = frozenset({"Dense", "Conv1D", "LSTM", "GRU"})
 # Elements a config may ask for beyond what its weights back (2^26 float32 = 256 MiB):
 # activations, lookup tables, a vectorizer's output.
 FREE_ELEMENTS = 1 << 26
 MAX_LAYERS = 256
+# KerasHub encoder config keys that check_backbone_size prices.
+BACKBONE_SIZES = frozenset({
+    "vocabulary_size", "num_layers", "num_heads", "hidden_dim", "intermediate_dim",
+    "max_sequence_length", "num_segments", "embedding_dim", "num_groups",
+    "num_inner_repetitions", "bucket_size"})
 # The layers ensemble-engine's Keras members (keras-text, the use member's dense head) use.
 LAYERS = frozenset({
     "Functional", "Sequential", "InputLayer", "TextVectorization", "Embedding", "Dense",
@@ -86,10 +93,22 @@ def _int(config: dict[str, Any], key: str, name: str, default: int = 0) -> int:
     return value
 
 
+def _last(shape: Any) -> Any:
+    return shape[-1] if isinstance(shape, list) and shape else None
+
+
 def _input_width(layer: dict[str, Any], name: str) -> int:
-    shape = (layer.get("build_config") or {}).get("input_shape") or [0]
-    last = shape[-1] if isinstance(shape, list) and shape else 0
-    return _int({"width": last}, "width", name)
+    """The input width Keras builds a layer with: its build_config, which must agree with
+    every tensor the graph feeds it (else Keras would build for the tensor instead)."""
+    width = _last((layer.get("build_config") or {}).get("input_shape"))
+    nodes = layer.get("inbound_nodes") or []
+    fed = [_last(((arg or {}).get("config") or {}).get("shape"))
+           for node in nodes if isinstance(node, dict)
+           for arg in (node.get("args") or [])[:1] if isinstance(arg, dict)]
+    if width is None or any(w != width for w in fed):
+        raise ModelDirectoryError(f"'{name}' gives a {layer.get('class_name')} layer no input "
+                                  f"width, or one its inputs do not have; refusing to load")
+    return _int({"width": width}, "width", name)
 
 
 def _layer_elements(layer: dict[str, Any], name: str) -> int:
@@ -110,7 +129,8 @@ def _layer_elements(layer: dict[str, Any], name: str) -> int:
             raise ModelDirectoryError(f"'{name}' has a Bidirectional layer without its layer")
         return 2 * _layer_elements({**forward, "build_config": layer.get("build_config")},
                                    name)
-    width = _input_width(layer, name)
+    if kind in WEIGHTED:
+        width = _input_width(layer, name)
     units, size = _int(config, "units", name), _int(config, "kernel_size", name)
     if kind == "Embedding":
         return _int(config, "input_dim", name) * _int(config, "output_dim", name)
@@ -168,7 +188,16 @@ def check_backbone_size(config: dict[str, Any], shapes: list[tuple[int, ...]],
     stored_layers = size("num_groups", layers)  # ALBERT stores one group its layers share
     embedding = size("embedding_dim", hidden)
     asked = (vocab * embedding + (size("max_sequence_length") + size("num_segments")) * hidden
-             + stored_layers * (4 * hidden * hidden + 2 * hidden * inner))
+             + stored_layers * (4 * hidden * hidden + 2 * hidden * inner)
+             + 2 * size("bucket_size") * hidden)  # DeBERTa's relative positions
+    if size("num_inner_repetitions", 1) > 16:
+        raise ModelDirectoryError(f"'{name}' repeats each layer group "
+                                  f"{config['num_inner_repetitions']:,} times; at most 16")
+    unpriced = [k for k, v in config.items() if k not in BACKBONE_SIZES
+                and isinstance(v, int) and not isinstance(v, bool) and abs(v) > 4096]
+    if unpriced:
+        raise ModelDirectoryError(f"'{name}' sets {unpriced[0]}={config[unpriced[0]]:,}, a "
+                                  f"size this check does not know; refusing to load")
     _refuse_unbacked(asked, shapes, name)
 
 

@@ -65,21 +65,23 @@ def load_estimator(path: str | Path) -> Any:
 
 
 def _check_text_params(estimator: Any, name: str) -> None:
-    """Check every estimator inside ``estimator``, fitted copies included."""
+    """Check every object inside ``estimator``: fitted copies and private helpers included."""
     seen: set[int] = set()
     stack = [estimator]
     while stack:
         item = stack.pop()
-        if id(item) in seen:
+        if id(item) in seen or isinstance(item, (str, bytes, int, float, bool)):
             continue
         seen.add(id(item))
         if isinstance(item, dict):
             stack.extend(item.values())
-        elif isinstance(item, (list, tuple)):
+        elif isinstance(item, (list, tuple, set, frozenset)):
             stack.extend(item)
-        elif hasattr(item, "get_params") and hasattr(item, "__dict__"):
-            _check_params(item.get_params(deep=False), name)
-            stack.extend(vars(item).values())
+        elif hasattr(item, "__dict__") and not isinstance(item, type):
+            attributes = vars(item)
+            if any(key in attributes for key in ("token_pattern", "ngram_range", "memory")):
+                _check_params(attributes, name)
+            stack.extend(attributes.values())
 
 
 def _check_params(params: dict[str, Any], name: str) -> None:
@@ -96,6 +98,9 @@ def _check_params(params: dict[str, Any], name: str) -> None:
             or not 1 <= ngrams[0] <= ngrams[1] <= MAX_NGRAM:
         raise ModelDirectoryError(f"{name} sets ngram_range {ngrams!r}; a saved vectorizer "
                                   f"needs 1 <= min <= max <= {MAX_NGRAM}")
+    if params.get("input", "content") != "content":
+        raise ModelDirectoryError(f"{name} sets a vectorizer's input={params['input']!r}, "
+                                  f"which would open texts as file names; refusing to load")
     # joblib's Memory unpickles what it finds at that location when a refit runs
     if params.get("memory") is not None:
         raise ModelDirectoryError(f"{name} sets memory={params['memory']!r}, a cache "
