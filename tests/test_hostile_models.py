@@ -192,6 +192,12 @@ def test_manifest_fields_of_the_wrong_type_are_named(copy, change, match):
     refused(copy, match)
 
 
+def test_a_json_list_of_a_million_items_is_refused_before_validation(copy):
+    edit_json(copy / "members" / "nb" / "state.json", lambda d: d.update(x_=[0] * 1_000_000))
+    rehash(copy)
+    refused(copy, "holds a list or object of 1,000,000 items")
+
+
 def test_a_deeply_nested_manifest_is_refused_not_a_recursion_error(copy):
     manifest = json.loads((copy / "manifest.json").read_text())
     text = json.dumps(manifest)
@@ -361,3 +367,94 @@ def test_cli_refuses_a_hostile_directory_in_one_line_with_exit_2(copy, tmp_path,
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "format_version" in err
     assert not (tmp_path / "out.csv").exists()
+
+
+# -- found by the red-team pass on the fixes above ----------------------------------------
+
+
+def replace_pipeline(model: Path, member: str, make) -> list[str]:
+    import skops.io as sio
+
+    skops = model / "members" / member / "fitted" / "pipeline_.skops"
+    pipeline = sio.load(skops, trusted=sio.get_untrusted_types(file=skops))
+    changed = make(pipeline)
+    sio.dump(changed, skops)
+    rehash(model)
+    return sio.get_untrusted_types(file=skops)
+
+
+def test_patterns_hidden_in_fitted_helpers_are_found(copy, small_tweets):
+    from sklearn.base import clone
+    from sklearn.calibration import CalibratedClassifierCV
+
+    def calibrated(pipeline):
+        wrapper = CalibratedClassifierCV(clone(pipeline), cv=2).fit(
+            small_tweets["text"], small_tweets["target"])
+        for inner in wrapper.calibrated_classifiers_:  # private objects, no get_params
+            inner.estimator.steps[0][1].token_pattern = r"(?:[\w\s]+|[\w\s]+)+!"
+        return wrapper
+
+    types = replace_pipeline(copy, "nb", calibrated)
+    refused(copy, "not a known pattern", trusted=types)
+
+
+@pytest.mark.parametrize("setting, message", [
+    ({"memory": "/tmp/shared-cache"}, "memory="),
+    ({"tfidf__input": "filename"}, "input='filename'"),
+])
+def test_estimator_settings_that_open_paths_are_refused(copy, setting, message):
+    replace_pipeline(copy, "nb", lambda pipeline: pipeline.set_params(**setting))
+    refused(copy, message)
+
+
+def test_a_cascade_order_that_would_run_forever_is_refused(tmp_path, small_tweets):
+    model = tmp_path / "model"
+    Ensemble({"nb": "tfidf-nb", "lr": "tfidf-lr"}, combiner="cascade", cv=2,
+             random_state=0).fit(small_tweets, small_tweets["target"]).save(model)
+    # Each stage would predict every row again: 60,000 stages of one member.
+    edit_json(model / "combiner" / "state.json", lambda d: d.update(order_=[0] * 60_000))
+    rehash(model)
+    refused(model, "order_ must list distinct members")
+
+
+def test_manifest_column_settings_of_the_wrong_type_fail_in_one_line(copy, tmp_path, capsys):
+    edit_json(copy / "manifest.json", lambda m: m.update(data={"text": "text", "id": ["id"]}))
+    (tmp_path / "in.csv").write_text("id,text\n1,fire\n")
+    assert main(["predict", str(copy), str(tmp_path / "in.csv"),
+                 "-o", str(tmp_path / "out.csv")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "data/id" in err and len(err.splitlines()) == 1
+
+
+def test_a_file_name_with_a_newline_and_escapes_is_shown_escaped(copy):
+    (copy / "members" / "nb" / "x\n\x1b[2Jmodel OK").write_text("{}")
+    message = refused(copy, "unexpected file")
+    assert "\x1b" not in message and "\\n" in message
+
+
+def test_a_keras_layer_built_wider_than_its_config_says_is_refused(tmp_path, small_tweets):
+    model = tmp_path / "model"
+    Ensemble({"dense": ("keras-text", {"architecture": "dense", "epochs": 1})}, cv=2,
+             random_state=0).fit(small_tweets, small_tweets["target"]).save(model)
+    keras_file = model / "members" / "dense" / "model.keras"
+    with zipfile.ZipFile(keras_file) as archive:
+        members = {i.filename: archive.read(i) for i in archive.infolist()}
+    config = json.loads(members["config.json"])
+    for layer in config["config"]["layers"]:
+        if layer["class_name"] == "Dense":
+            del layer["build_config"]  # Keras would build it for whatever flows in
+    members["config.json"] = json.dumps(config).encode()
+    with zipfile.ZipFile(keras_file, "w") as archive:
+        for filename, data in members.items():
+            archive.writestr(filename, data)
+    rehash(model)
+    refused(model, "gives a Dense layer no input width")
+
+
+def test_a_use_member_falling_back_to_a_tfhub_default_needs_trust(tmp_path, small_tweets):
+    model = tmp_path / "model"
+    Ensemble({"use": ("use", {"cache": False})}, cv=2, random_state=0).fit(
+        small_tweets.head(120), small_tweets["target"].head(120)).save(model)
+    edit_json(model / "members" / "use" / "params.json", lambda d: d.update(backend="tfhub"))
+    rehash(model)
+    refused(model, r"encoder backend .*--trust 'tfhub'")

@@ -1,6 +1,8 @@
 """The transformer member on tiny random BERTs in Hugging Face and KerasHub formats."""
 
 import json
+import os
+import threading
 
 import numpy as np
 import pytest
@@ -163,3 +165,61 @@ def test_cli_names_the_offline_fix_for_a_hub_handle(tmp_path):
     assert last.startswith("error: cannot load transformer preset 'hf://org/model'")
     assert "copy the model to a local directory" in last
     assert not (tmp_path / "model").exists()
+
+
+def edit_member_json(path, change):
+    document = json.loads(path.read_text())
+    change(document)
+    path.write_text(json.dumps(document))
+
+
+def test_a_hostile_member_directory_names_no_file_and_poisons_no_cache(fitted, tmp_path):
+    member, X = fitted
+    member.save(tmp_path)
+    expected = member.predict_proba(X)
+    # A vocabulary "path" in the tokenizer config is never opened: a writer waiting on a
+    # FIFO there would see a reader arrive.
+    fifo = tmp_path.parent / f"{tmp_path.name}-fifo"
+    os.mkfifo(fifo)
+    opened = threading.Thread(target=lambda: open(fifo, "w").close(), daemon=True)
+    opened.start()
+    edit_member_json(tmp_path / "tokenizer.json",
+                     lambda d: d["config"].update(vocabulary=str(fifo)))
+    # A claimed cache identity (another model's) is replaced by the one computed at load.
+    edit_member_json(tmp_path / "state.json",
+                     lambda d: d.update(tokenizer_identity_="another-models-tokenizer"))
+    loaded = Transformer.load(tmp_path)
+    opened.join(0.5)
+    was_opened = not opened.is_alive()
+    os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))  # release the waiting writer
+    assert not was_opened, "loading opened the path in tokenizer.json"
+    assert loaded.tokenizer_identity_ != "another-models-tokenizer"
+    assert loaded.tokenizer_identity_ == Transformer.load(tmp_path).tokenizer_identity_
+    assert np.array_equal(loaded.predict_proba(X), expected)
+
+
+@pytest.mark.parametrize("file, change, message", [
+    ("state.json", lambda d: d.update(n_classes_=20_000_000), "n_classes_"),
+    ("backbone.json", lambda d: d["config"].update(bucket_size=10**7), "asks for about"),
+    ("backbone.json", lambda d: d["config"].update(rotary_max_wavelength=10**9),
+     "rotary_max_wavelength"),
+    ("backbone.json", lambda d: d["config"].update(intermediate_dim=2**20),
+     "asks for about"),
+    ("state.json", lambda d: d.update(frozen_layers_=99), "freezes 99"),
+])
+def test_sizes_a_hostile_member_asks_for_must_be_backed_by_its_weights(
+        fitted, tmp_path, file, change, message):
+    member, _ = fitted
+    member.save(tmp_path)
+    edit_member_json(tmp_path / file, change)
+    with pytest.raises(ModelDirectoryError, match=message):
+        Transformer.load(tmp_path)
+
+
+def test_a_vocabulary_file_larger_than_the_embedding_is_refused(fitted, tmp_path):
+    member, _ = fitted
+    member.save(tmp_path)
+    with open(tmp_path / "tokenizer" / "vocabulary.txt", "a") as handle:
+        handle.write("".join(f"token{i}\n" for i in range(400_000)))
+    with pytest.raises(ModelDirectoryError, match=r"vocabulary.txt' is [\d,]+ bytes, over"):
+        Transformer.load(tmp_path)

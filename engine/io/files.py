@@ -23,8 +23,9 @@ import numpy as np
 from engine.errors import ModelDirectoryError
 
 # Bounds a model directory must stay within; the README's security section states them.
-MAX_JSON_BYTES = 16 << 20
+MAX_JSON_BYTES = 4 << 20
 MAX_JSON_DEPTH = 64
+MAX_JSON_ITEMS = 1 << 16  # per string, list or object
 MAX_ARCHIVE_BYTES = 8 << 30
 # An archive may expand this much overall; np.savez, skops and Keras store, not deflate.
 MAX_COMPRESSION_RATIO = 50
@@ -83,16 +84,29 @@ def read_bytes(path: str | Path, limit: int) -> bytes:
     return data
 
 
-def depth(value: Any) -> int:
-    """How deeply lists and objects nest in a parsed JSON value (iterative: no recursion)."""
-    deepest, stack = 0, [(value, 1)]
+def check_bounds(value: Any, name: str) -> None:
+    """Refuse parsed JSON nested past :data:`MAX_JSON_DEPTH`, or with a string, list or
+    object past :data:`MAX_JSON_ITEMS` (iterative and cheap: schemas check the meaning)."""
+    stack = [(value, 1)]
     while stack:
         item, level = stack.pop()
-        if isinstance(item, (dict, list)):
-            deepest = max(deepest, level)
-            stack.extend((v, level + 1) for v in (item.values() if isinstance(item, dict)
-                                                  else item))
-    return deepest
+        if isinstance(item, str):
+            if len(item) > MAX_JSON_ITEMS:
+                raise ModelDirectoryError(f"{name!r} holds a string of {len(item):,} "
+                                          f"characters (at most {MAX_JSON_ITEMS:,})")
+            continue
+        if not isinstance(item, (dict, list)):
+            continue
+        if level > MAX_JSON_DEPTH:
+            raise ModelDirectoryError(f"{name!r} nests deeper than {MAX_JSON_DEPTH} levels; "
+                                      f"refusing to load")
+        if len(item) > MAX_JSON_ITEMS:
+            raise ModelDirectoryError(f"{name!r} holds a list or object of {len(item):,} "
+                                      f"items (at most {MAX_JSON_ITEMS:,}); refusing to load")
+        if isinstance(item, dict):
+            stack.extend((k, level + 1) for k in item)
+        stack.extend((v, level + 1) for v in (item.values() if isinstance(item, dict)
+                                              else item))
 
 
 def read_json(path: str | Path, limit: int = MAX_JSON_BYTES) -> Any:
@@ -111,9 +125,7 @@ def read_json(path: str | Path, limit: int = MAX_JSON_BYTES) -> Any:
                                   f"refusing to load") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise ModelDirectoryError(f"'{name}' is not valid JSON ({exc})") from None
-    if depth(value) > MAX_JSON_DEPTH:
-        raise ModelDirectoryError(f"'{name}' nests deeper than {MAX_JSON_DEPTH} levels; "
-                                  f"refusing to load")
+    check_bounds(value, name)
     return value
 
 

@@ -22,7 +22,7 @@ from typing import IO, Any
 import numpy as np
 
 from engine.errors import ModelDirectoryError
-from engine.io.files import MAX_JSON_BYTES, MAX_JSON_DEPTH, check_archive, depth, open_file
+from engine.io.files import MAX_JSON_BYTES, check_archive, check_bounds, open_file
 
 # Layers whose weights are sized by the width of their input.
 WEIGHTED = frozenset({"Dense", "Conv1D", "LSTM", "GRU"})
@@ -219,9 +219,7 @@ def check_keras_archive(path: str | Path) -> None:
         except (ValueError, RecursionError) as exc:
             raise ModelDirectoryError(f"config.json in '{path.name}' is not valid JSON "
                                       f"({type(exc).__name__})") from None
-        if depth(config) > MAX_JSON_DEPTH:
-            raise ModelDirectoryError(f"config.json in '{path.name}' nests deeper than "
-                                      f"{MAX_JSON_DEPTH} levels; refusing to load")
+        check_bounds(config, f"{path.name}/config.json")
         shapes: list[tuple[int, ...]] = []
         if "model.weights.h5" in archive.namelist():
             with archive.open("model.weights.h5") as weights:
