@@ -287,22 +287,37 @@ def test_a_backtracking_token_pattern_is_refused_unless_trusted(copy):
     assert load(copy, trusted=[evil]).predict_proba(["a calm day"]).shape == (1, 2)
 
 
-def test_a_keras_file_asking_for_a_billion_row_embedding_is_refused(tmp_path, small_tweets):
-    model = tmp_path / "model"
+@pytest.fixture(scope="module")
+def keras_model(tmp_path_factory, small_tweets):
+    path = tmp_path_factory.mktemp("keras-model") / "model"
     Ensemble({"dense": ("keras-text", {"architecture": "dense", "epochs": 1})}, cv=2,
-             random_state=0).fit(small_tweets, small_tweets["target"]).save(model)
-    keras_file = model / "members" / "dense" / "model.keras"
+             random_state=0).fit(small_tweets, small_tweets["target"]).save(path)
+    return path
+
+
+def edit_keras_config(template: Path, target: Path, change) -> Path:
+    """A copy of ``template`` whose member's .keras config is changed, rehashed."""
+    shutil.copytree(template, target)
+    keras_file = target / "members" / "dense" / "model.keras"
     with zipfile.ZipFile(keras_file) as archive:
         members = {i.filename: archive.read(i) for i in archive.infolist()}
     config = json.loads(members["config.json"])
     for layer in config["config"]["layers"]:
-        if layer["class_name"] == "Embedding":
-            layer["config"]["input_dim"] = 10**9
+        change(layer)
     members["config.json"] = json.dumps(config).encode()
     with zipfile.ZipFile(keras_file, "w") as archive:
         for filename, data in members.items():
             archive.writestr(filename, data)
-    rehash(model)
+    rehash(target)
+    return target
+
+
+def test_a_keras_file_asking_for_a_billion_row_embedding_is_refused(keras_model, tmp_path):
+    def billion_rows(layer):
+        if layer["class_name"] == "Embedding":
+            layer["config"]["input_dim"] = 10**9
+
+    model = edit_keras_config(keras_model, tmp_path / "model", billion_rows)
     before = peak_rss_mb()
     refused(model, r"asks for about [\d,]+ elements while [\d,]+ are stored")
     assert peak_rss_mb() - before < 200
@@ -432,22 +447,12 @@ def test_a_file_name_with_a_newline_and_escapes_is_shown_escaped(copy):
     assert "\x1b" not in message and "\\n" in message
 
 
-def test_a_keras_layer_built_wider_than_its_config_says_is_refused(tmp_path, small_tweets):
-    model = tmp_path / "model"
-    Ensemble({"dense": ("keras-text", {"architecture": "dense", "epochs": 1})}, cv=2,
-             random_state=0).fit(small_tweets, small_tweets["target"]).save(model)
-    keras_file = model / "members" / "dense" / "model.keras"
-    with zipfile.ZipFile(keras_file) as archive:
-        members = {i.filename: archive.read(i) for i in archive.infolist()}
-    config = json.loads(members["config.json"])
-    for layer in config["config"]["layers"]:
+def test_a_keras_layer_built_wider_than_its_config_says_is_refused(keras_model, tmp_path):
+    def unbuilt(layer):
         if layer["class_name"] == "Dense":
             del layer["build_config"]  # Keras would build it for whatever flows in
-    members["config.json"] = json.dumps(config).encode()
-    with zipfile.ZipFile(keras_file, "w") as archive:
-        for filename, data in members.items():
-            archive.writestr(filename, data)
-    rehash(model)
+
+    model = edit_keras_config(keras_model, tmp_path / "model", unbuilt)
     refused(model, "gives a Dense layer no input width")
 
 
