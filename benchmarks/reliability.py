@@ -23,7 +23,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, report  # noqa: E402
 
-FILES = ["tests/test_security.py", "tests/test_hostile_models.py", "tests/test_model_fuzz.py",
+# Hostile model directories: runnable alone (--suite models) since the fuzzer takes ~30 min.
+MODEL_FILES = ["tests/test_security.py", "tests/test_hostile_models.py",
+               "tests/test_model_fuzz.py"]
+FILES = [*MODEL_FILES,
          "tests/test_crash_safety.py", "tests/test_hostile_input.py",
          "tests/test_concurrency.py", "tests/test_persistence.py"]
 
@@ -32,14 +35,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cycles", type=int, default=100)
     parser.add_argument("--profile", default="thorough")
+    parser.add_argument("--suite", choices=["all", "models"], default="all",
+                        help="'models': only the hostile model directory tests and fuzzer "
+                             "(results/reliability-models.md)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         log, junit = Path(tmp) / "log.jsonl", Path(tmp) / "junit.xml"
         env = {**os.environ, "ENSEMBLE_RELIABILITY_LOG": str(log),
                "ENSEMBLE_CRASH_CYCLES": str(args.cycles), "HYPOTHESIS_PROFILE": args.profile}
         start = time.perf_counter()
+        files = MODEL_FILES if args.suite == "models" else FILES
         result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                                 f"--junitxml={junit}", *FILES], cwd=ROOT, env=env,
+                                 f"--junitxml={junit}", *files], cwd=ROOT, env=env,
                                 stdin=subprocess.DEVNULL)
         seconds = time.perf_counter() - start
         events = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() \
@@ -96,7 +103,8 @@ def main() -> None:
           for name, o in sorted(outcomes.items())],
         "", f"pytest exit status {result.returncode}; {seconds:.0f} s.",
     ]
-    report("reliability", "Reliability and security: measured", [
+    report("reliability" if args.suite == "all" else "reliability-models",
+           "Reliability and security: measured", [
         f"Hypothesis profile `{args.profile}`; {args.cycles} kill -9 cycles per writer. "
         "Hostile inputs by kind (each either worked or failed with a one-line error and left no "
         "partial file; any other outcome fails the test):",
