@@ -28,7 +28,7 @@ import numpy as np
 
 from engine import registry
 from engine.errors import EnsembleError, ModelDirectoryError, PluginNotFoundError
-from engine.io.atomic import atomic_directory, recover_if_interrupted
+from engine.io.atomic import atomic_directory, read_consistently, recover_if_interrupted
 from engine.io.integrity import hash_tree, inside, verify_files
 from engine.io.skops import trusting
 from engine.io.state import describe
@@ -212,9 +212,14 @@ def read_model(path: str | Path, trusted: Iterable[str] = ()) -> ModelParts:
 
     ``path`` and ``trusted`` are those of :func:`engine.load`, which turns the
     returned :class:`ModelParts` (members, combiner, stored arrays, settings,
-    manifest) into an ``Ensemble``.
+    manifest) into an ``Ensemble``. A concurrent save never makes it fail: it
+    reads under the directory's shared lock.
     """
     path = Path(path)
+    return read_consistently(path, lambda: _read_model(path, trusted))
+
+
+def _read_model(path: Path, trusted: Iterable[str]) -> ModelParts:
     manifest = read_manifest(path)
     with model_errors(path):
         verify_files(path, manifest["files"], MANIFEST)
