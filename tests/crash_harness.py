@@ -110,8 +110,8 @@ def cache_cycles(cycles: int, root: Path) -> dict:
         _kill_after(work, random.uniform(0.05, 0.4))
         counts["cycles"] += 1
     FeatureCache.forget()
-    files = [p for p in (root / "cache").rglob("*") if p.is_file()]
     reader = FeatureCache(root / "cache")
+    files = list(reader._entries())  # entries and their temporaries, not the marker and key
     folder = reader._folder(encoder)
     for path in files:
         if path.name.startswith("."):
