@@ -22,6 +22,7 @@ from engine.data import check_folds, data_hash, encode_labels, numeric_columns, 
 from engine.errors import ConfigError
 from engine.features import filling_on_predict
 from engine.io.model_dir import ModelParts, model_errors, read_model, write_model
+from engine.io.signing import trust_policy
 from engine.metrics import classification_scores
 from engine.parallel import check_backend, fit_backend, limit_threads
 from engine.progress import fit_progress
@@ -472,7 +473,8 @@ class Ensemble(ClassifierMixin, BaseEstimator):
         return self
 
 
-def load_ensemble(path: str | Path, trusted: Iterable[str] = ()) -> Ensemble:
+def load_ensemble(path: str | Path, trusted: Iterable[str] = (), *, verify_with: Any = None,
+                  require_signature: bool | None = None) -> Ensemble:
     """Load and verify a model directory written by :meth:`Ensemble.save`.
 
     Parameters
@@ -482,14 +484,26 @@ def load_ensemble(path: str | Path, trusted: Iterable[str] = ()) -> Ensemble:
     trusted : list of str, default=()
         Extra fully-qualified type names the skops files may contain; only
         for models from a source you trust.
+    verify_with : key, str, Path or list of them, default=None
+        Public key(s) whose signature the model must carry (``ensemble sign``):
+        an Ed25519 key object, an OpenSSH or PEM public key as text, or the
+        path of a file with one public key per line. Default: the file
+        ``$ENSEMBLE_TRUSTED_KEYS`` names, if set.
+    require_signature : bool, default=None
+        Refuse an unsigned model. Default: True when ``verify_with`` is given,
+        else ``$ENSEMBLE_REQUIRE_SIGNATURE``.
 
     Returns
     -------
     Ensemble
-        Fitted, ready to predict.
+        Fitted, ready to predict; ``signer_`` is the fingerprint of the key
+        whose signature was verified (None for an unverified model).
     """
-    parts = read_model(path, trusted)
+    policy = trust_policy(verify_with, require_signature)
+    parts = read_model(path, trusted, policy)
     with model_errors(Path(path)):  # settings a damaged manifest holds fail here
         ensemble = Ensemble(members=dict(parts.members), combiner=parts.combiner,
                             **parts.settings)
-    return ensemble._restore(parts)
+    ensemble = ensemble._restore(parts)
+    ensemble.signer_ = parts.signer
+    return ensemble

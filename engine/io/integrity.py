@@ -8,6 +8,8 @@ from pathlib import Path
 from engine.errors import ModelDirectoryError
 
 PICKLE_SUFFIXES = {".pkl", ".pickle", ".joblib", ".dill", ".cloudpickle"}
+# Written beside the manifest by engine.io.signing and not listed in it: it signs the manifest.
+SIGNATURE = "signature.json"
 
 
 def sha256_file(path: Path) -> str:
@@ -57,7 +59,7 @@ def verify_files(path: Path, files: dict[str, str], manifest: str = "manifest.js
         if found.is_symlink():
             raise ModelDirectoryError(f"'{relative}' in the model directory is a symbolic link; "
                                       f"refusing to load")
-        if found.is_file() and relative != manifest and relative not in files:
+        if found.is_file() and relative not in (manifest, SIGNATURE) and relative not in files:
             raise ModelDirectoryError(f"unexpected file '{relative}' in {path}: it is not in the "
                                       f"manifest; refusing to load a model that was added to")
     for relative, expected in files.items():
