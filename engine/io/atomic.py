@@ -156,21 +156,22 @@ def _remove_dead_temporaries(path: Path) -> None:
 def _open_lock(path: Path, write: bool) -> int | None:
     """A descriptor of ``.NAME.lock`` beside ``path`` (never through a link).
 
-    A reader that may not create it (read-only folder, another user's lock)
-    gets None and reads without the lock.
+    A save creates it; a load only opens one that exists (a load leaves no
+    files behind) and gets None where there is none or it may not read it:
+    the lock on the directory itself still keeps its read whole.
     """
     lock = path.parent / f".{path.name}.lock"
+    if not write:
+        try:
+            return os.open(lock, os.O_RDONLY | _NOFOLLOW | _CLOEXEC)
+        except OSError:
+            return None
     try:
         return os.open(lock, os.O_RDWR | os.O_CREAT | _NOFOLLOW | _CLOEXEC, 0o666)
     except OSError as exc:
-        if exc.errno == errno.ELOOP and write:
+        if exc.errno == errno.ELOOP:
             raise EnsembleError(f"{lock} is a symbolic link; remove it and save again") from None
-        if write:
-            raise
-    try:
-        return os.open(lock, os.O_RDONLY | _NOFOLLOW | _CLOEXEC)
-    except OSError:
-        return None
+        raise
 
 
 @contextlib.contextmanager
@@ -191,13 +192,27 @@ def locked(path: Path, wait_for_readers: bool = False) -> Iterator[None]:
         fcntl.flock(fd, fcntl.LOCK_EX)
         if wait_for_readers:
             directory = _open_directory(path)
-            if directory is not None:
-                fcntl.flock(directory, fcntl.LOCK_EX)
+            if directory is not None and not _flock(directory, fcntl.LOCK_EX):
+                os.close(directory)
+                directory = None
         yield
     finally:
         if directory is not None:
             os.close(directory)
         os.close(fd)  # closing releases the lock
+
+
+def _flock(fd: int, operation: int) -> bool:
+    """flock, False where the file system cannot lock a directory (some network mounts)."""
+    import fcntl
+
+    try:
+        fcntl.flock(fd, operation)
+    except OSError as exc:
+        if exc.errno in (errno.ENOLCK, errno.EBADF, errno.EINVAL, errno.EOPNOTSUPP):
+            return False
+        raise
+    return True
 
 
 def _open_directory(path: Path) -> int | None:
@@ -224,7 +239,7 @@ def _reading_lock(path: Path) -> Iterator[bool]:
     except ImportError:
         yield False
         return
-    gate = _open_lock(path, write=False) if path.parent.is_dir() else None
+    gate = _open_lock(path, write=False)
     directory = None
     try:
         if gate is not None:
@@ -233,7 +248,10 @@ def _reading_lock(path: Path) -> Iterator[bool]:
             directory = _open_directory(path)
             if directory is None:
                 break
-            fcntl.flock(directory, fcntl.LOCK_SH)
+            if not _flock(directory, fcntl.LOCK_SH):
+                os.close(directory)
+                directory = None
+                break
             with contextlib.suppress(OSError):
                 now, held = os.stat(path), os.fstat(directory)
                 if (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino):
