@@ -283,9 +283,11 @@ def _apply_signing(args: argparse.Namespace) -> None:
     """--trusted-keys and --require-signature, as the environment worker processes inherit."""
     from engine.io.signing import REQUIRE_ENV, TRUSTED_KEYS_ENV, trust_policy
 
-    if getattr(args, "trusted_keys", None):
+    if not hasattr(args, "trusted_keys"):  # this command loads no model
+        return
+    if args.trusted_keys:
         os.environ[TRUSTED_KEYS_ENV] = str(Path(args.trusted_keys).expanduser().resolve())
-    if getattr(args, "require_signature", False):
+    if args.require_signature:
         os.environ[REQUIRE_ENV] = "1"
     if os.environ.get(REQUIRE_ENV) and not os.environ.get(TRUSTED_KEYS_ENV):
         raise ValueError("--require-signature needs the public keys you trust: "
@@ -321,7 +323,7 @@ def cmd_models(args: argparse.Namespace) -> None:
         present = weights.is_present()
         path = weights.path(quiet=args.quiet)
         say(f"{args.name}: {'already verified in' if present else 'fetched into'} "
-                      f"{path} (sha256 of every file checked)")
+            f"{path} (sha256 of every file checked)")
         return
     table = Table(title="pretrained weights (ensemble models pull NAME)")
     for column in ("name", "description", "source", "fetched"):
@@ -351,7 +353,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
     config = load_config(args.config or _default_demo_config(args.preset))
     say(f"demo: {config.name}, members {', '.join(config.members)}; "
-                  f"training on the reference split ...")
+        f"training on the reference split ...")
     result = run_demo(config, args.output, args.submission, args.report or None,
                       verbose=not args.quiet)
     table = result["table"]

@@ -169,6 +169,7 @@ def test_openssh_keys_sign_and_verify(copy, tmp_path):
     (tmp_path / "id_ed25519").write_bytes(key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
         serialization.NoEncryption()))
+    os.chmod(tmp_path / "id_ed25519", 0o600)
     line = key.public_key().public_bytes(serialization.Encoding.OpenSSH,
                                          serialization.PublicFormat.OpenSSH)
     (tmp_path / "trusted").write_bytes(b"# our team\n" + line + b" alice@example\n")
@@ -199,15 +200,27 @@ def test_bad_trusted_keys_are_one_line_errors_that_say_what_to_do(signed_model, 
     assert any(m in err for m in message.split("|")), err
 
 
-def test_unreadable_or_wrong_type_signing_key_is_a_one_line_error(signed_model, tmp_path,
+def test_unreadable_or_wrong_type_signing_key_is_a_one_line_error(signed_model, keys, tmp_path,
                                                                     capsys):
     rsa_key = rsa.generate_private_key(65537, 2048).private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption())
     (tmp_path / "rsa.pem").write_bytes(rsa_key)
+    os.chmod(tmp_path / "rsa.pem", 0o600)
+    shutil.copy(keys["author"], tmp_path / "shared.pem")
+    os.chmod(tmp_path / "shared.pem", 0o644)
     for key, message in ((tmp_path / "missing.pem", "cannot read private key"),
-                         (tmp_path / "rsa.pem", "Ed25519")):
+                         (tmp_path / "rsa.pem", "Ed25519"),
+                         (tmp_path / "shared.pem", "others can read it; run chmod 600")):
         assert main(["sign", str(signed_model / "unsigned"), "--key", str(key)]) == 2
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1
     assert not (signed_model / "unsigned" / "signature.json").exists()
+
+
+def test_a_trusted_keys_file_others_can_change_is_refused(signed_model, keys, tmp_path):
+    trusted = tmp_path / "trusted"
+    shutil.copy(keys["author_pub"], trusted)
+    os.chmod(trusted, 0o666)
+    with pytest.raises(SignatureError, match="others can change it; run chmod 644"):
+        load(signed_model / "model", verify_with=trusted)

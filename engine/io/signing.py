@@ -65,8 +65,13 @@ class TrustPolicy:
     source: str = ""
 
 
-def _read_small(path: Path, what: str) -> bytes:
-    """A small regular file's bytes, never through a symbolic link."""
+def _read_small(path: Path, what: str, mask: int = 0) -> bytes:
+    """A small regular file's bytes, never through a symbolic link.
+
+    ``mask``: permission bits that must be clear, as OpenSSH insists (0o022 for
+    keys that decide whom to trust: no one else may add one; 0o077 for a
+    private key: no one else may read it).
+    """
     try:
         fd = os.open(path, os.O_RDONLY | _NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
     except OSError as exc:
@@ -76,6 +81,10 @@ def _read_small(path: Path, what: str) -> bytes:
         info = os.fstat(handle.fileno())
         if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_KEY_BYTES:
             raise SignatureError(f"{what} {path} is not a small regular file; refusing to read it")
+        if stat.S_IMODE(info.st_mode) & mask:
+            who = "read" if mask & 0o044 else "change"
+            raise SignatureError(f"{what} {path} has mode {stat.S_IMODE(info.st_mode):o}: others "
+                                 f"can {who} it; run chmod {0o777 & ~mask & ~0o111:o} {path}")
         return handle.read(MAX_KEY_BYTES + 1)
 
 
@@ -160,7 +169,8 @@ def _as_keys(item: Any) -> tuple[list[Any], str]:
         return parse_public_keys(item.encode(), "the key given"), "the key given"
     if isinstance(item, (str, os.PathLike)):
         path = Path(item).expanduser()
-        return parse_public_keys(_read_small(path, "trusted-keys file"), str(path)), str(path)
+        return (parse_public_keys(_read_small(path, "trusted-keys file", 0o022), str(path)),
+                str(path))
     _ed25519(item, "the key given")  # raises with the fix
     raise AssertionError
 
@@ -286,7 +296,7 @@ def load_private_key(path: str | Path) -> Any:
     from cryptography.hazmat.primitives import serialization
 
     path = Path(path).expanduser()
-    data = _read_small(path, "private key")
+    data = _read_small(path, "private key", 0o077)
     loader = serialization.load_ssh_private_key if b"OPENSSH PRIVATE KEY" in data \
         else serialization.load_pem_private_key
     passphrase = os.environ.get(PASSPHRASE_ENV)
