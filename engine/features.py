@@ -83,8 +83,13 @@ def default_cache_dir() -> Path:
     return base / "ensemble-engine" / "features"
 
 
-def _key(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+def _key(text: str, secret: bytes | None = None) -> str:
+    """An entry's file name: a keyed hash of the text, so the names in a copy of the cache
+    (a backup) do not tell which known texts were encoded."""
+    data = text.encode("utf-8", "surrogatepass")
+    if secret is None:
+        return hashlib.sha256(data).hexdigest()
+    return hashlib.blake2b(data, key=secret, digest_size=32, person=b"entry-name").hexdigest()
 
 
 class CacheError(EnsembleError):
@@ -227,7 +232,8 @@ class FeatureCache:
         """Embeddings of ``texts``: cached ones read back, the rest computed (and stored)."""
         texts = list(texts)
         folder = self._folder(encoder)
-        keys = [_key(t) for t in texts]
+        secret = self._open()
+        keys = [_key(t, secret) for t in texts]
         out = np.zeros((len(texts), encoder.dim), dtype=np.float32)
         missing: dict[str, list[int]] = {}
         memory = _memory.setdefault(folder, {})

@@ -33,6 +33,8 @@ def test_cache_folders_are_0700_and_files_0600(cache_dir):
     paths = [cache_dir, *cache_dir.rglob("*")]
     assert {mode(p) for p in paths if p.is_dir()} == {0o700}
     assert {mode(p) for p in paths if p.is_file()} == {0o600}
+    names = {p.name for p in cache_dir.rglob("*")}
+    assert hashlib.sha256(b"a tweet").hexdigest() not in names  # names are keyed hashes
     assert (cache_dir / "CACHEDIR.TAG").read_text().startswith(
         "Signature: 8a477f597d28d172789f06886806bc55")
 
@@ -72,7 +74,7 @@ def test_a_valid_entry_moved_to_another_texts_name_is_not_used(cache_dir):
     cache = FeatureCache(cache_dir)
     cache.encode(Lengths(), ["short", "a much longer text"])
     entries = {p.name: p for p in cache._entries()}
-    short, long_ = (entries[_key(t)] for t in ("short", "a much longer text"))
+    short, long_ = (entries[_key(t, cache._open())] for t in ("short", "a much longer text"))
     short.write_bytes(long_.read_bytes())  # valid bytes, MAC and all, under another name
     FeatureCache.forget()
     assert FeatureCache(cache_dir).encode(Lengths(), ["short"])[0, 0] == 5
