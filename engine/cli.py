@@ -190,11 +190,12 @@ def cmd_recombine(args: argparse.Namespace) -> None:
     members = args.members.split(",") if args.members else None
     new = model.recombine((args.combiner, params), members)
     output = args.output or args.model
+    was_signed = is_signed(args.model)  # before an in-place save replaces it
     new.save(output, model.manifest_.get("data"))
     score = new.scores_["ensemble"]
     say(f"{args.combiner} over {', '.join(new.members_)}: out-of-fold accuracy "
         f"{100 * score['accuracy']:.2f}%; saved {output}")
-    if getattr(model, "signer_", None) or is_signed(args.model):
+    if was_signed:
         say(f"{output} is a new model, so it is not signed (the signature covered the old "
             f"one); sign it: ensemble sign {output} --key KEYFILE")
 

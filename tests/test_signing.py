@@ -162,6 +162,11 @@ def test_recombine_drops_the_signature_and_says_so(signed_model, keys, tmp_path,
     assert "not signed" in capsys.readouterr().out and not (out / "signature.json").exists()
     with pytest.raises(SignatureError, match="not signed"):
         load(out, verify_with=keys["author_pub"])
+    in_place = tmp_path / "in-place"
+    shutil.copytree(signed_model / "model", in_place)
+    assert main(["recombine", str(in_place), "--combiner", "mean"]) == 0  # no keys configured
+    assert "is a new model, so it is not signed" in capsys.readouterr().out
+    assert not (in_place / "signature.json").exists()
 
 
 def test_openssh_keys_sign_and_verify(copy, tmp_path):
