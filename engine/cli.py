@@ -26,9 +26,9 @@ def say(text: str, err: bool = False) -> None:
                                             soft_wrap=True)
 
 
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    """Warnings quote manifests (plugin versions): printed cleaned, one line each."""
-    say(f"warning: {message}", err=True)
+def _format_warning(message, category, filename, lineno, line=None) -> str:
+    """Warnings quote manifests (plugin versions): shown cleaned, one line each."""
+    return f"warning: {clean(message)}\n"
 
 
 def _load(args: argparse.Namespace):
@@ -561,11 +561,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     saved = {name: os.environ.get(name) for name in (REQUIRE_ENV, TRUSTED_KEYS_ENV)}
+    formatwarning, warnings.formatwarning = warnings.formatwarning, _format_warning
     try:
-        with warnings.catch_warnings():
-            warnings.showwarning = _show_warning
-            return _run(args)
+        return _run(args)
     finally:  # the flags set these for worker processes; a caller's environment is its own
+        warnings.formatwarning = formatwarning
         for name, value in saved.items():
             if value is None:
                 os.environ.pop(name, None)

@@ -14,6 +14,7 @@ import json
 import os
 import random
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -33,7 +34,7 @@ def _kill_after(work, delay: float) -> None:
     os.waitpid(pid, 0)
 
 
-def _two_versions(root: Path) -> tuple[list, list, list, Path]:
+def _two_versions(root: Path, save_first: bool = True) -> tuple[list, list, list, Path]:
     """Two fitted models, their probabilities on a probe, and the first saved at root/model."""
     from engine import Ensemble
     from engine.testing import make_text_dataset
@@ -43,7 +44,8 @@ def _two_versions(root: Path) -> tuple[list, list, list, Path]:
     versions = [Ensemble({"nb": ("tfidf-nb", {"alpha": alpha})}, cv=2, random_state=0).fit(X, y)
                 for alpha in (0.1, 5.0)]
     target = root / "model"
-    versions[0].save(target)
+    if save_first:
+        versions[0].save(target)
     return versions, [v.predict_proba(probe) for v in versions], probe, target
 
 
@@ -156,25 +158,40 @@ def submit_cycles(cycles: int, root: Path) -> dict:
     return counts
 
 
+def save_forever(_: int, root: Path) -> None:
+    """The saver of ``load``: the two versions in turn at root/model, counted, until killed."""
+    versions, _, _, target = _two_versions(root, save_first=False)
+    i = 0
+    while True:
+        versions[i % 2].save(target)
+        i += 1
+        (root / "saves").write_text(str(i))
+
+
+def _saves(root: Path) -> int:
+    try:
+        return int((root / "saves").read_text() or 0)
+    except (OSError, ValueError):
+        return 0
+
+
 def load_cycles(loads: int, root: Path) -> dict:
-    """Load a model ``loads`` times while another process saves it again and again."""
+    """Load a model ``loads`` times while another process saves it again and again.
+
+    The saver is a process of its own (started, not forked: a fork of a process
+    with threads can hang), and the loads start once it has saved.
+    """
     from engine import load
 
-    versions, expected, probe, target = _two_versions(root)
-    saves = root / "saves"
-    pid = os.fork()
-    if pid == 0:  # the saver: a new model in place, again and again, until killed
-        try:
-            i = 0
-            while True:
-                versions[i % 2].save(target)
-                i += 1
-                saves.write_text(str(i))
-        finally:
-            os._exit(1)
+    _, expected, probe, target = _two_versions(root)
+    saver = subprocess.Popen([sys.executable, __file__, "saver", "0", str(root)],
+                             stdin=subprocess.DEVNULL)
     counts = {"loads": 0, "failures": 0, "mixed": 0, "errors": []}
-    start = time.perf_counter()
     try:
+        deadline = time.monotonic() + 300
+        while _saves(root) == 0 and saver.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        first, start = _saves(root), time.perf_counter()
         for _ in range(loads):
             counts["loads"] += 1
             try:
@@ -185,11 +202,11 @@ def load_cycles(loads: int, root: Path) -> dict:
                 continue
             if not any(np.array_equal(proba, e) for e in expected):
                 counts["mixed"] += 1
+        counts["saves_meanwhile"] = _saves(root) - first
+        counts["seconds"] = round(time.perf_counter() - start, 1)
     finally:
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-    counts["saves_meanwhile"] = int(saves.read_text() or 0) if saves.exists() else 0
-    counts["seconds"] = round(time.perf_counter() - start, 1)
+        saver.kill()
+        saver.wait()
     counts["errors"] = counts["errors"][:5]
     return counts
 
@@ -199,5 +216,5 @@ if __name__ == "__main__":
     workdir.mkdir(parents=True, exist_ok=True)
     random.seed(int(os.environ.get("CRASH_SEED", "0")))
     run = {"model": model_cycles, "cache": cache_cycles, "submit": submit_cycles,
-           "load": load_cycles}[mode]
+           "load": load_cycles, "saver": save_forever}[mode]
     print(json.dumps(run(n, workdir)))
