@@ -6,15 +6,29 @@ import argparse
 import json
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+from engine.io.outputs import check_output, to_stdout
 from engine.streaming import DEFAULT_CHUNK_SIZE
 from engine.tables import make_console
+from engine.text_safety import clean
 from engine.version import __version__
 
 console = make_console()
 err_console = make_console(stderr=True)
+
+
+def say(text: str, err: bool = False) -> None:
+    """Print one message; text from model directories and CSVs is in it, so never as markup."""
+    (err_console if err else console).print(clean(text), markup=False, highlight=False,
+                                            soft_wrap=True)
+
+
+def _format_warning(message, category, filename, lineno, line=None) -> str:
+    """Warnings quote manifests (plugin versions): shown cleaned, one line each."""
+    return f"warning: {clean(message)}\n"
 
 
 def _load(args: argparse.Namespace):
@@ -24,6 +38,14 @@ def _load(args: argparse.Namespace):
         os.environ["ENSEMBLE_CACHE_PREDICTIONS"] = "1"
     # the same cached object the chunked prediction uses: the model is loaded once
     return loaded(str(Path(args.model).resolve()), tuple(args.trust or ()))
+
+
+def _require_id(args: argparse.Namespace, data: str) -> None:
+    """An --id the CSV does not have is an error (the default id column may be absent)."""
+    from engine.data import read_table, require_columns
+
+    if args.id:
+        require_columns(read_table(data, nrows=0), [args.id], Path(data).name)
 
 
 def _settings(model, args: argparse.Namespace) -> dict:
@@ -83,7 +105,7 @@ def cmd_fit(args: argparse.Namespace) -> None:
         table = pd.DataFrame(ensemble.scores_).T
         print_table(table, f"out-of-fold scores ({ensemble.cv}-fold) on "
                            f"{ensemble.training_['n_rows']} rows")
-    console.print(f"saved {path}")
+    say(f"saved {path}")
     if args.mlflow:
         from engine.mlflow import tracking_uri
         from engine.workflows import track_fit
@@ -93,9 +115,8 @@ def cmd_fit(args: argparse.Namespace) -> None:
             mlflow["experiment"] = args.experiment
         run = track_fit(config, ensemble, path, args.config, **mlflow)
         registered = f", model registered as '{args.register}'" if args.register else ""
-        console.print(f"logged MLflow run {run} to {tracking_uri(args.tracking_uri)}"
-                      f"{registered} (browse: mlflow ui --backend-store-uri "
-                      f"{tracking_uri(args.tracking_uri)})", highlight=False, soft_wrap=True)
+        say(f"logged MLflow run {run} to {tracking_uri(args.tracking_uri)}{registered} "
+            f"(browse: mlflow ui --backend-store-uri {tracking_uri(args.tracking_uri)})")
 
 
 def _chunks(args: argparse.Namespace, settings: dict):
@@ -109,13 +130,14 @@ def _chunks(args: argparse.Namespace, settings: dict):
 def cmd_predict(args: argparse.Namespace) -> None:
     from engine.streaming import write_predictions
 
+    _require_id(args, args.data)
     model = _load(args)
     settings = _settings(model, args)
     rows = write_predictions(args.model, args.data, args.output,
                              {"text": settings["text"], "fill_na": settings["fill_na"]},
                              settings["id"], args.chunk_size, args.n_jobs,
                              tuple(args.trust or ()))
-    console.print(f"wrote {rows} predictions to {args.output}")
+    say(f"wrote {rows} predictions to {args.output}", err=to_stdout(args.output))
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -138,8 +160,12 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         print_table(table, title)
     elif args.format == "markdown":
         print(to_markdown(table))
-    else:
-        print(table.to_csv() if args.format == "csv" else table.to_json(orient="index", indent=2))
+    elif args.format == "csv":  # member names come from the manifest: cleaned, no formulas
+        from engine.io.outputs import csv_safe
+
+        print(csv_safe(table.rename(index=clean).reset_index()).to_csv(index=False))
+    else:  # JSON escapes control characters itself
+        print(table.to_json(orient="index", indent=2))
 
 
 def cmd_report(args: argparse.Namespace) -> None:
@@ -153,19 +179,25 @@ def cmd_report(args: argparse.Namespace) -> None:
     path = write_report(_reading(model, settings), frame, frame[settings["label"]], args.output,
                         title=f"{Path(args.model).name} on {Path(args.data).name}",
                         source=f"{len(frame)} rows of {args.data}")
-    console.print(f"wrote {path} (open it in a browser; it needs no network)")
+    say(f"wrote {path} (open it in a browser; it needs no network)", err=to_stdout(path))
 
 
 def cmd_recombine(args: argparse.Namespace) -> None:
+    from engine.io.signing import is_signed
+
     model = _load(args)
     params = json.loads(args.params) if args.params else {}
     members = args.members.split(",") if args.members else None
     new = model.recombine((args.combiner, params), members)
     output = args.output or args.model
+    was_signed = is_signed(args.model)  # before an in-place save replaces it
     new.save(output, model.manifest_.get("data"))
     score = new.scores_["ensemble"]
-    console.print(f"{args.combiner} over {', '.join(new.members_)}: out-of-fold accuracy "
-                  f"{100 * score['accuracy']:.2f}%; saved {output}")
+    say(f"{args.combiner} over {', '.join(new.members_)}: out-of-fold accuracy "
+        f"{100 * score['accuracy']:.2f}%; saved {output}")
+    if was_signed:
+        say(f"{output} is a new model, so it is not signed (the signature covered the old "
+            f"one); sign it: ensemble sign {output} --key KEYFILE")
 
 
 def cmd_submit(args: argparse.Namespace) -> None:
@@ -174,6 +206,7 @@ def cmd_submit(args: argparse.Namespace) -> None:
 
     if args.message and not args.competition:
         raise ValueError("--message goes with --competition NAME (e.g. nlp-getting-started)")
+    _require_id(args, args.data)
     model = _load(args)
     settings = _settings(model, args)
     sample = read_table(args.sample)
@@ -184,16 +217,17 @@ def cmd_submit(args: argparse.Namespace) -> None:
     threshold = getattr(model, "threshold_", None)
     rule = "most probable class" if threshold is None else \
         f"threshold {threshold:.3f} on P({model.classes_[1]})"
-    console.print(f"wrote {args.output}: {len(submission)} rows, predicted {shares}; {rule}")
+    say(f"wrote {args.output}: {len(submission)} rows, predicted {shares}; {rule}",
+        err=to_stdout(args.output))
     if args.competition:
         message = args.message or f"ensemble-engine: {Path(args.model).name}"
         if upload_submission(args.output, args.competition, message):
-            console.print(f"uploaded to Kaggle competition '{args.competition}'; see "
-                          f"https://www.kaggle.com/competitions/{args.competition}/submissions")
+            say(f"uploaded to Kaggle competition '{args.competition}'; see "
+                f"https://www.kaggle.com/competitions/{args.competition}/submissions")
         else:
-            console.print("no Kaggle credentials here (~/.kaggle/kaggle.json or KAGGLE_USERNAME "
-                          "and KAGGLE_KEY), nothing uploaded; to upload, run:", highlight=False)
-            print(submit_command(args.output, args.competition, message))
+            say("no Kaggle credentials here (~/.kaggle/kaggle.json or KAGGLE_USERNAME "
+                "and KAGGLE_KEY), nothing uploaded; to upload, run:")
+            print(clean(submit_command(args.output, args.competition, message)))
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
@@ -211,6 +245,7 @@ def cmd_plugins(args: argparse.Namespace) -> None:
     from rich.table import Table
 
     from engine.registry import get_registry
+    from engine.tables import plain
 
     registry = get_registry()
     entries = [*registry.plugins().values(), *registry.combiners().values(),
@@ -223,9 +258,43 @@ def cmd_plugins(args: argparse.Namespace) -> None:
     table = Table(title="registered plugins, combiners and encoders")
     for column in ("name", "kind", "package", "version", "description"):
         table.add_column(column)
-    for e in entries:
-        table.add_row(e.name, e.kind, e.package, e.version, e.description)
+    for e in entries:  # third-party packages' words: cleaned, never markup
+        table.add_row(*plain(e.name, e.kind, e.package, e.version, e.description))
     console.print(table)
+
+
+def cmd_sign(args: argparse.Namespace) -> None:
+    from engine.io.signing import sign_model
+
+    signer = sign_model(args.model, args.key)
+    say(f"signed {args.model} with key {signer}; check it with: ensemble predict "
+        f"{args.model} DATA.csv -o OUT.csv --trusted-keys PUBLIC_KEYS --require-signature")
+
+
+def cmd_keygen(args: argparse.Namespace) -> None:
+    from engine.io.signing import generate_key
+
+    private, public, signer = generate_key(args.keyfile)
+    say(f"wrote private key {private} (mode 0600: keep it secret) and public key {public} "
+        f"({signer}); sign with: ensemble sign MODEL --key {private}; give {public} to those "
+        f"who load your models (their --trusted-keys file)")
+
+
+def _apply_signing(args: argparse.Namespace) -> None:
+    """--trusted-keys and --require-signature, as the environment worker processes inherit."""
+    from engine.io.signing import REQUIRE_ENV, TRUSTED_KEYS_ENV, trust_policy
+
+    if not hasattr(args, "trusted_keys"):  # this command loads no model
+        return
+    if args.trusted_keys:
+        os.environ[TRUSTED_KEYS_ENV] = str(Path(args.trusted_keys).expanduser().resolve())
+    if args.require_signature:
+        os.environ[REQUIRE_ENV] = "1"
+    if os.environ.get(REQUIRE_ENV) and not os.environ.get(TRUSTED_KEYS_ENV):
+        raise ValueError("--require-signature needs the public keys you trust: "
+                         "--trusted-keys FILE (or ENSEMBLE_TRUSTED_KEYS=FILE)")
+    if os.environ.get(TRUSTED_KEYS_ENV):
+        trust_policy()  # a bad keys file fails now, in one line, not in a worker
 
 
 def cmd_cache(args: argparse.Namespace) -> None:
@@ -244,6 +313,7 @@ def cmd_models(args: argparse.Namespace) -> None:
     from rich.table import Table
 
     from engine.registry import get_registry
+    from engine.tables import plain
 
     registry = get_registry()
     if args.action == "pull":
@@ -253,15 +323,15 @@ def cmd_models(args: argparse.Namespace) -> None:
         weights = registry.get_weights(args.name)
         present = weights.is_present()
         path = weights.path(quiet=args.quiet)
-        console.print(f"{args.name}: {'already verified in' if present else 'fetched into'} "
-                      f"{path} (sha256 of every file checked)")
+        say(f"{args.name}: {'already verified in' if present else 'fetched into'} "
+            f"{path} (sha256 of every file checked)")
         return
     table = Table(title="pretrained weights (ensemble models pull NAME)")
     for column in ("name", "description", "source", "fetched"):
         table.add_column(column)
     for entry in registry.weights().values():
-        table.add_row(entry.name, entry.cls.description, entry.cls.requirement,
-                      str(entry.cls.location()) if entry.cls.is_present() else "no")
+        table.add_row(*plain(entry.name, entry.cls.description, entry.cls.requirement,
+                             str(entry.cls.location()) if entry.cls.is_present() else "no"))
     console.print(table)
 
 
@@ -283,19 +353,19 @@ def cmd_demo(args: argparse.Namespace) -> None:
     from engine.workflows import run_demo
 
     config = load_config(args.config or _default_demo_config(args.preset))
-    console.print(f"demo: {config.name}, members {', '.join(config.members)}; "
-                  f"training on the reference split ...")
+    say(f"demo: {config.name}, members {', '.join(config.members)}; "
+        f"training on the reference split ...")
     result = run_demo(config, args.output, args.submission, args.report or None,
                       verbose=not args.quiet)
     table = result["table"]
     print_table(table, f"validation split: {table.attrs['n_valid']} rows "
                        f"(trained on {table.attrs['n_train']})")
     if result["report"]:
-        console.print(f"wrote {result['report']} (leaderboard, charts, most-wrong tweets)")
-    console.print(f"refitted on all rows and saved {result['model']}")
+        say(f"wrote {result['report']} (leaderboard, charts, most-wrong tweets)")
+    say(f"refitted on all rows and saved {result['model']}")
     if result["submission"]:
-        console.print(f"wrote {result['submission']} (validated against the sample submission)")
-    console.print(f"demo finished in {result['seconds']:.0f} s")
+        say(f"wrote {result['submission']} (validated against the sample submission)")
+    say(f"demo finished in {result['seconds']:.0f} s")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -320,6 +390,13 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--trust", action="append", metavar="NAME",
                        help="also trust this skops type, import string, TF Hub handle or token "
                             "pattern that the model directory names (repeatable)")
+        p.add_argument("--trusted-keys", dest="trusted_keys", metavar="FILE",
+                       help="public keys you trust, one per line (OpenSSH or PEM): a signed "
+                            "model must be signed by one of them (default: "
+                            "$ENSEMBLE_TRUSTED_KEYS)")
+        p.add_argument("--require-signature", dest="require_signature", action="store_true",
+                       help="refuse a model that is not signed by a trusted key (also "
+                            "ENSEMBLE_REQUIRE_SIGNATURE=1)")
         return p
 
     def chunk_option(p: argparse.ArgumentParser) -> None:
@@ -421,6 +498,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="uvicorn's log level (warning: no line per request)")
     p.set_defaults(func=cmd_serve)
 
+    p = sub.add_parser("sign", help="sign a model directory with your Ed25519 key",
+                       description="Sign MODEL's manifest (which holds the sha256 of every "
+                                   "file) with an Ed25519 private key; the signature goes to "
+                                   "MODEL/signature.json. Those who load it verify it with "
+                                   "--trusted-keys KEYFILE.pub --require-signature.")
+    p.add_argument("model", help="model directory, e.g. models/disaster-tweets")
+    p.add_argument("--key", required=True, metavar="KEYFILE",
+                   help="private key: PEM from `ensemble keygen`, or an OpenSSH ed25519 key "
+                        "(passphrase from $ENSEMBLE_KEY_PASSPHRASE or the terminal)")
+    p.set_defaults(func=cmd_sign)
+
+    p = sub.add_parser("keygen", help="make an Ed25519 key pair for signing models",
+                       description="Write a new Ed25519 private key to KEYFILE (mode 0600) "
+                                   "and its public key to KEYFILE.pub; never overwrites.")
+    p.add_argument("keyfile", help="where to write the private key, e.g. ~/.ensemble/signing.pem")
+    p.set_defaults(func=cmd_keygen)
+
     p = sub.add_parser("plugins", help="list registered plugins, combiners and encoders",
                        description="List registered plugins, combiners and encoders with "
                                    "the package each came from.")
@@ -463,10 +557,31 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status. Errors are one line on stderr, no traceback."""
-    from engine.errors import EnsembleError
+
+    from engine.io.signing import REQUIRE_ENV, TRUSTED_KEYS_ENV
 
     args = build_parser().parse_args(argv)
+    saved = {name: os.environ.get(name) for name in (REQUIRE_ENV, TRUSTED_KEYS_ENV)}
+    formatwarning, warnings.formatwarning = warnings.formatwarning, _format_warning
     try:
+        return _run(args)
+    finally:  # the flags set these for worker processes; a caller's environment is its own
+        warnings.formatwarning = formatwarning
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _run(args: argparse.Namespace) -> int:
+    from engine.errors import EnsembleError
+
+    try:
+        _apply_signing(args)
+        for name in ("output", "submission", "report"):  # never inside a model directory
+            if getattr(args, name, None):
+                check_output(getattr(args, name))
         args.func(args)
     except KeyboardInterrupt:
         err_console.print("interrupted; nothing was half-written")
@@ -475,7 +590,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get("ENSEMBLE_DEBUG"):
             raise
         message = " ".join(str(exc).split()) or type(exc).__name__
-        err_console.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
+        say(f"error: {message}", err=True)
         return 2
     return 0
 

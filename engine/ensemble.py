@@ -22,6 +22,7 @@ from engine.data import check_folds, data_hash, encode_labels, numeric_columns, 
 from engine.errors import ConfigError, ModelDirectoryError
 from engine.features import filling_on_predict
 from engine.io.model_dir import ModelParts, model_errors, read_model, write_model
+from engine.io.signing import trust_policy
 from engine.metrics import classification_scores
 from engine.parallel import check_backend, fit_backend, limit_threads
 from engine.progress import fit_progress
@@ -472,7 +473,8 @@ class Ensemble(ClassifierMixin, BaseEstimator):
         return self
 
 
-def load_ensemble(path: str | Path, trusted: Iterable[str] = ()) -> Ensemble:
+def load_ensemble(path: str | Path, trusted: Iterable[str] = (), *, verify_with: Any = None,
+                  require_signature: bool | None = None) -> Ensemble:
     """Load and verify a model directory written by :meth:`Ensemble.save`.
 
     Parameters
@@ -484,11 +486,20 @@ def load_ensemble(path: str | Path, trusted: Iterable[str] = ()) -> Ensemble:
         for models from a source you trust: extra fully-qualified type names
         in its skops files, import strings, TF Hub handles (a SavedModel runs
         its own graph) and vectorizer token patterns, each named exactly.
+    verify_with : key, str, Path or list of them, default=None
+        Public key(s) whose signature the model must carry (``ensemble sign``):
+        an Ed25519 key object, an OpenSSH or PEM public key as text, or the
+        path of a file with one public key per line. Default: the file
+        ``$ENSEMBLE_TRUSTED_KEYS`` names, if set.
+    require_signature : bool, default=None
+        Refuse an unsigned model. Default: True when ``verify_with`` is given,
+        else ``$ENSEMBLE_REQUIRE_SIGNATURE``.
 
     Returns
     -------
     Ensemble
-        Fitted, ready to predict.
+        Fitted, ready to predict; ``signer_`` is the fingerprint of the key
+        whose signature was verified (None for an unverified model).
 
     Raises
     ------
@@ -499,11 +510,12 @@ def load_ensemble(path: str | Path, trusted: Iterable[str] = ()) -> Ensemble:
         names that would run, or a model that fails a two-text prediction.
     """
     path = Path(path)
-    parts = read_model(path, trusted)
+    parts = read_model(path, trusted, trust_policy(verify_with, require_signature))
     with model_errors(path):  # what a damaged manifest or state makes fail surfaces here
         ensemble = Ensemble(members=dict(parts.members), combiner=parts.combiner,
                             **parts.settings)._restore(parts)
         _check_restored(ensemble)
+    ensemble.signer_ = parts.signer
     return ensemble
 
 

@@ -2,8 +2,15 @@
 
 K-fold stacking, several members using one encoder, and a second ``fit`` then
 compute each text's embedding once. Entries are written atomically (temporary
-file + rename), so two processes can share the cache; each entry carries a
-checksum, and a damaged entry is recomputed, never returned.
+file + rename), so processes of one user can share the cache.
+
+The cache is private to its user: its folders are 0700 and its files 0600, and
+a cache directory that someone else owns or that others may write to is
+refused. Each entry carries a MAC keyed by a secret in the cache (see
+:func:`cache_key`), so an entry this user's key did not write (planted,
+copied from another cache, or damaged) is recomputed, never returned.
+``clear`` deletes only the entries of a directory that holds the cache's
+marker (``CACHEDIR.TAG``), never anything else.
 
 The cache lives in ``$ENSEMBLE_CACHE_DIR`` or ``~/.cache/ensemble-engine/features``.
 """
@@ -14,7 +21,8 @@ import contextlib
 import contextvars
 import hashlib
 import os
-import shutil
+import re
+import stat
 import uuid
 import warnings
 from collections.abc import Iterator, Sequence
@@ -23,8 +31,20 @@ from pathlib import Path
 import numpy as np
 
 from engine.encoder import Encoder
+from engine.errors import EnsembleError
 
-DIGEST = 16  # bytes of blake2b checksum at the end of each entry
+DIGEST = 32  # bytes of keyed blake2b (a MAC) at the end of each entry
+KEY_FILE = "key"
+KEY_BYTES = 32
+# The Cache Directory Tagging standard's marker (https://bford.info/cachedir/): backup tools
+# skip the folder, and `clear` deletes only in a folder that has it.
+MARKER = "CACHEDIR.TAG"
+MARKER_TEXT = ("Signature: 8a477f597d28d172789f06886806bc55\n"
+               "# This is the ensemble-engine feature cache; `ensemble cache clear` empties it.\n")
+# What the cache writes: <16 hex: encoder>/<2 hex>/<64 hex: text> (+ its temporaries).
+_FOLDER, _SHARD = re.compile(r"[0-9a-f]{16}"), re.compile(r"[0-9a-f]{2}")
+_ENTRY = re.compile(r"\.?[0-9a-f]{64}(?:\.[0-9a-f]{8})?")
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 MEMORY_ENTRIES = 200_000  # about 400 MB of 512-d vectors kept in memory per process
 
 # Prediction reads the cache but fills it only when asked: by the engine while it predicts
@@ -63,8 +83,65 @@ def default_cache_dir() -> Path:
     return base / "ensemble-engine" / "features"
 
 
-def _key(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+def _key(text: str, secret: bytes | None = None) -> str:
+    """An entry's file name: a keyed hash of the text, so the names in a copy of the cache
+    (a backup) do not tell which known texts were encoded."""
+    data = text.encode("utf-8", "surrogatepass")
+    if secret is None:
+        return hashlib.sha256(data).hexdigest()
+    return hashlib.blake2b(data, key=secret, digest_size=32, person=b"entry-name").hexdigest()
+
+
+class CacheError(EnsembleError):
+    """The cache directory cannot be used safely (someone else's, or others may write to it)."""
+
+
+def check_private(directory: Path) -> None:
+    """Refuse a cache directory someone else owns or others may write to (one line)."""
+    info = directory.stat()
+    if hasattr(os, "geteuid") and info.st_uid != os.geteuid():
+        raise CacheError(f"feature cache {directory} belongs to another user (uid "
+                         f"{info.st_uid}); set ENSEMBLE_CACHE_DIR to a folder of your own")
+    if info.st_mode & 0o022:
+        raise CacheError(f"feature cache {directory} is writable by other users (mode "
+                         f"{stat.S_IMODE(info.st_mode):o}), who could plant embeddings; run "
+                         f"chmod 700 {directory}, or set ENSEMBLE_CACHE_DIR to a private folder")
+
+
+def cache_key(directory: Path) -> bytes:
+    """The cache's secret key: 32 random bytes in ``KEY``, created once, mode 0600.
+
+    Why a key: a checksum anyone can compute protects against damage, not
+    against someone who writes an entry (a shared or copied cache, a folder
+    others could write to once): a planted vector that matches its checksum
+    would flip predictions silently. A MAC under a secret only this user can
+    read means only entries written by this user's processes are ever used.
+    """
+    path = directory / KEY_FILE
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_RDONLY | _NOFOLLOW)
+        except FileNotFoundError:
+            tmp = directory / f".{KEY_FILE}.{uuid.uuid4().hex[:8]}"
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(os.urandom(KEY_BYTES))
+                handle.flush()
+                os.fsync(handle.fileno())
+            with contextlib.suppress(FileExistsError):  # another process made one first
+                os.link(tmp, path)
+            os.unlink(tmp)
+            continue
+        with os.fdopen(fd, "rb") as handle:
+            info = os.fstat(handle.fileno())
+            key = handle.read(KEY_BYTES + 1)
+        if not stat.S_ISREG(info.st_mode) or stat.S_IMODE(info.st_mode) & 0o077 or \
+                len(key) != KEY_BYTES or (hasattr(os, "geteuid") and info.st_uid != os.geteuid()):
+            raise CacheError(f"feature cache key {path} is not a private 32-byte file of yours; "
+                             f"delete it (the cache is recomputed) or set ENSEMBLE_CACHE_DIR to "
+                             f"a private folder")
+        return key
+    raise CacheError(f"cannot create the feature cache key {path}")
 
 
 class FeatureCache:
@@ -91,33 +168,72 @@ class FeatureCache:
 
     def __init__(self, directory: str | Path | None = None) -> None:
         self.directory = Path(directory) if directory is not None else default_cache_dir()
+        self._secret: bytes | None = None
+
+    def _open(self) -> bytes | None:
+        """Create (0700, with its marker) or check the directory; its key, None if unreadable."""
+        if self._secret is None:
+            if not self.directory.is_dir():
+                try:
+                    self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+                except OSError:
+                    return None  # unwritable: _store warns, reading finds nothing
+            check_private(self.directory)
+            marker = self.directory / MARKER
+            if not os.path.lexists(marker):
+                with contextlib.suppress(OSError):
+                    fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600)
+                    with os.fdopen(fd, "w") as handle:
+                        handle.write(MARKER_TEXT)
+            try:
+                self._secret = cache_key(self.directory)
+            except OSError:
+                return None
+        return self._secret
 
     def _folder(self, encoder: Encoder) -> Path:
         return self.directory / hashlib.sha256(encoder.identity.encode()).hexdigest()[:16]
 
+    def _mac(self, path: Path, payload: bytes) -> bytes:
+        # The entry's place (encoder folder and text hash) is in the MAC: a valid entry
+        # moved to another text's name does not verify either.
+        name = f"{path.parent.parent.name}/{path.name}".encode()
+        return hashlib.blake2b(name + b"\0" + payload, key=self._secret or b"",
+                               digest_size=DIGEST).digest()
+
     def _read(self, path: Path, dim: int) -> np.ndarray | None:
+        if self._open() is None:
+            return None
         try:
-            raw = path.read_bytes()
+            fd = os.open(path, os.O_RDONLY | _NOFOLLOW)
+            with os.fdopen(fd, "rb") as handle:
+                raw = handle.read(4 * dim + DIGEST + 1)
         except OSError:
             return None
         payload, digest = raw[:-DIGEST], raw[-DIGEST:]
-        if len(payload) != 4 * dim or hashlib.blake2b(payload, digest_size=DIGEST).digest() \
-                != digest:
-            return None  # damaged or foreign: recompute
+        if len(payload) != 4 * dim or self._mac(path, payload) != digest:
+            return None  # damaged, foreign or planted: recompute
         return np.frombuffer(payload, dtype=np.float32)
 
     def _write(self, path: Path, vector: np.ndarray) -> None:
+        if self._open() is None:
+            raise PermissionError(13, "cannot create it")
         payload = np.ascontiguousarray(vector, dtype=np.float32).tobytes()
-        path.parent.mkdir(parents=True, exist_ok=True)
+        for folder in (path.parent.parent, path.parent):
+            with contextlib.suppress(FileExistsError):
+                folder.mkdir(mode=0o700)
         tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
-        tmp.write_bytes(payload + hashlib.blake2b(payload, digest_size=DIGEST).digest())
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload + self._mac(path, payload))
         os.replace(tmp, path)
 
     def encode(self, encoder: Encoder, texts: Sequence[str], write: bool = True) -> np.ndarray:
         """Embeddings of ``texts``: cached ones read back, the rest computed (and stored)."""
         texts = list(texts)
         folder = self._folder(encoder)
-        keys = [_key(t) for t in texts]
+        secret = self._open()
+        keys = [_key(t, secret) for t in texts]
         out = np.zeros((len(texts), encoder.dim), dtype=np.float32)
         missing: dict[str, list[int]] = {}
         memory = _memory.setdefault(folder, {})
@@ -163,17 +279,52 @@ class FeatureCache:
                               f"continuing without caching. Set ENSEMBLE_CACHE_DIR to a "
                               f"writable folder.", stacklevel=3)
 
+    def _entries(self) -> Iterator[Path]:
+        """The files the cache wrote (by their names' pattern), never through a link."""
+        if not self.directory.is_dir():
+            return
+        for folder in self.directory.iterdir():
+            if not (_FOLDER.fullmatch(folder.name) and folder.is_dir()
+                    and not folder.is_symlink()):
+                continue
+            for shard in folder.iterdir():
+                if _SHARD.fullmatch(shard.name) and shard.is_dir() and not shard.is_symlink():
+                    yield from (p for p in shard.iterdir() if _ENTRY.fullmatch(p.name)
+                                and p.is_file() and not p.is_symlink())
+
     def info(self) -> dict[str, int | str]:
         """Location, number of entries and bytes used."""
-        files = [p for p in self.directory.rglob("*") if p.is_file()] \
-            if self.directory.is_dir() else []
+        files = [p for p in self._entries() if not p.name.startswith(".")]  # no temporaries
         return {"directory": str(self.directory), "entries": len(files),
                 "bytes": sum(p.stat().st_size for p in files)}
 
     def clear(self) -> int:
-        """Delete every entry; returns how many there were."""
-        count = int(self.info()["entries"])
+        """Delete the cache's entries (only in a folder with its marker); how many there were.
+
+        Files and folders the cache did not write stay, and so do the
+        directory, its marker and its key.
+        """
         _memory.clear()
-        if self.directory.is_dir():
-            shutil.rmtree(self.directory)
+        if not self.directory.is_dir():
+            return 0
+        if not (self.directory / MARKER).is_file() or self.directory.is_symlink():
+            if not any(self.directory.iterdir()):
+                return 0
+            raise CacheError(f"{self.directory} has no {MARKER}, so ensemble-engine did not "
+                             f"create it as its feature cache; deleting nothing in it (check "
+                             f"ENSEMBLE_CACHE_DIR)")
+        check_private(self.directory)
+        count = 0
+        for entry in list(self._entries()):
+            with contextlib.suppress(FileNotFoundError):
+                entry.unlink()
+                count += not entry.name.startswith(".")
+        for folder in self.directory.iterdir():  # emptied folders the cache made
+            if _FOLDER.fullmatch(folder.name) and folder.is_dir() and not folder.is_symlink():
+                for shard in folder.iterdir():
+                    if _SHARD.fullmatch(shard.name):
+                        with contextlib.suppress(OSError):
+                            shard.rmdir()  # only if empty
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
         return count

@@ -12,7 +12,7 @@ import pandas as pd
 
 from engine.data import require_columns
 from engine.errors import DataError, EnsembleError
-from engine.io.atomic import atomic_write
+from engine.io.outputs import csv_safe, output_file
 
 
 class KaggleError(EnsembleError):
@@ -110,8 +110,8 @@ def write_submission(ensemble: Any, test: pd.DataFrame | None, sample: pd.DataFr
         labels = np.concatenate(label_parts)
     submission = build_submission(ids, labels, sample)
     validate_submission(submission, sample)
-    with atomic_write(path, newline="") as handle:
-        submission.to_csv(handle, index=False)
+    with output_file(path, newline="") as handle:  # formula-like cells get an apostrophe
+        csv_safe(submission).to_csv(handle, index=False)
     return submission
 
 

@@ -41,6 +41,7 @@ if TYPE_CHECKING:  # numpy and pandas load with the first request, not with `ens
     import pandas as pd
 from engine.errors import EnsembleError
 from engine.importing import require_extra
+from engine.io.outputs import csv_safe
 
 ENVIRONMENT = "ENSEMBLE_SERVE"  # the settings uvicorn's worker processes start from
 JSON_TYPES = {str: "a string", int: "a number", float: "a number", bool: "a boolean",
@@ -256,7 +257,8 @@ class Service:
                 out = prediction_frame(labels, proba, self.model.classes_)
                 if self.id_column and self.id_column in chunk.columns:
                     out.insert(0, self.id_column, chunk[self.id_column].to_numpy())
-                await asyncio.to_thread(out.to_csv, handle, index=False, header=rows == 0)
+                await asyncio.to_thread(csv_safe(out).to_csv, handle, index=False,
+                                        header=rows == 0)
                 rows += len(out)
         if rows == 0:
             raise RequestError(422, "the CSV has a header but no rows; send at least one row")

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import copy
 import functools
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from engine.io.atomic import atomic_write
+from engine.io.outputs import csv_safe, output_file
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -27,10 +28,17 @@ DEFAULT_CHUNK_SIZE = 50_000
 
 
 @functools.lru_cache(maxsize=4)
-def _load_once(path: str, trusted: tuple[str, ...]) -> Any:
+def _load_once(path: str, trusted: tuple[str, ...], signing: tuple[str, str]) -> Any:
     from engine.ensemble import load_ensemble
 
-    return load_ensemble(path, trusted)
+    return load_ensemble(path, trusted)  # the signing policy comes from the environment
+
+
+def _signing_policy() -> tuple[str, str]:
+    """The environment's signing settings (the CLI's flags), part of what a cached load used."""
+    from engine.io.signing import REQUIRE_ENV, TRUSTED_KEYS_ENV
+
+    return os.environ.get(TRUSTED_KEYS_ENV, ""), os.environ.get(REQUIRE_ENV, "")
 
 
 def loaded(path: str, trusted: tuple[str, ...] = ()) -> Any:
@@ -39,7 +47,7 @@ def loaded(path: str, trusted: tuple[str, ...] = ()) -> Any:
     Each caller gets its own shallow copy, so the settings one sets
     (``set_params(text=...)``) never reach another; the fitted members are shared.
     """
-    return copy.copy(_load_once(path, trusted))
+    return copy.copy(_load_once(path, trusted, _signing_policy()))
 
 
 def predict_frame(frame: pd.DataFrame, path: str, settings: dict[str, Any] | None = None,
@@ -107,13 +115,15 @@ def write_predictions(model_dir: str | Path, data: str | Path, output: str | Pat
     """Write id, label and one ``proba_<class>`` column per class for every row of ``data``.
 
     Chunks are appended to a temporary file that replaces ``output`` only when
-    every chunk succeeded. Returns the number of rows written.
+    every chunk succeeded (``-`` and FIFOs are streamed into:
+    :func:`engine.io.outputs.output_file`); text cells a spreadsheet would run
+    as formulas get a leading apostrophe. Returns the number of rows written.
     """
     rows = 0
-    with atomic_write(output, newline="") as handle:
+    with output_file(output, newline="") as handle:
         for chunk, out in predict_chunks(model_dir, data, settings, chunk_size, n_jobs, trusted):
             if id_column and id_column in chunk.columns:
                 out.insert(0, id_column, chunk[id_column].to_numpy())
-            out.to_csv(handle, index=False, header=rows == 0)
+            csv_safe(out).to_csv(handle, index=False, header=rows == 0)
             rows += len(out)
     return rows

@@ -8,6 +8,9 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
+
+from engine.text_safety import clean
 
 if TYPE_CHECKING:  # only annotations: printing a table needs no pandas import
     import pandas as pd
@@ -30,9 +33,16 @@ def _cell(column: str, value: object) -> str:
 def format_rows(table: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     """Header and text cells of a score table (index = model name)."""
     columns = [c for c in table.columns if c != "kind" and table[c].notna().any()]
-    header = ["model", *[LABELS.get(c, c) for c in columns]]
-    rows = [[str(name), *[_cell(c, row[c]) for c in columns]] for name, row in table.iterrows()]
+    # member names and labels come from the model directory: no control characters
+    header = [clean(h) for h in ["model", *[LABELS.get(c, c) for c in columns]]]
+    rows = [[clean(name), *[clean(_cell(c, row[c])) for c in columns]]
+            for name, row in table.iterrows()]
     return header, rows
+
+
+def plain(*cells: object) -> list[Text]:
+    """Table cells as plain text: cleaned of control characters, never read as rich markup."""
+    return [Text(clean("" if c is None else c)) for c in cells]
 
 
 def make_console(stderr: bool = False) -> Console:
@@ -44,11 +54,11 @@ def make_console(stderr: bool = False) -> Console:
 def print_table(table: pd.DataFrame, title: str = "", console: Console | None = None) -> None:
     """Print a score table aligned in the terminal."""
     header, rows = format_rows(table)
-    out = Table(title=title or None)
+    out = Table(title=plain(title)[0] if title else None)
     for i, name in enumerate(header):
-        out.add_column(name, justify="left" if i == 0 else "right")
+        out.add_column(plain(name)[0], justify="left" if i == 0 else "right")
     for row in rows:
-        out.add_row(*row)
+        out.add_row(*plain(*row))
     (console or make_console()).print(out)
 
 

@@ -2,7 +2,8 @@
 
 Run as a script: ``python tests/crash_harness.py MODE CYCLES WORKDIR`` prints one JSON
 line of counts. MODE is ``model`` (Ensemble.save), ``cache`` (feature-cache writes) or
-``submit`` (the atomic CSV write behind ``submit`` and ``predict``). This process
+``submit`` (the atomic CSV write behind ``submit`` and ``predict``), or ``load`` (loads
+while another process saves the same model: CYCLES is the number of loads). This process
 prepares the data, then for every cycle forks a worker that writes in a loop, kills it
 with SIGKILL after a random delay, and checks the result from here.
 """
@@ -13,6 +14,7 @@ import json
 import os
 import random
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -32,17 +34,25 @@ def _kill_after(work, delay: float) -> None:
     os.waitpid(pid, 0)
 
 
-def model_cycles(cycles: int, root: Path) -> dict:
-    from engine import Ensemble, load
+def _two_versions(root: Path, save_first: bool = True) -> tuple[list, list, list, Path]:
+    """Two fitted models, their probabilities on a probe, and the first saved at root/model."""
+    from engine import Ensemble
     from engine.testing import make_text_dataset
 
     X, y = make_text_dataset(2, n_per_class=40, seed=3)
     probe = X[:20]
     versions = [Ensemble({"nb": ("tfidf-nb", {"alpha": alpha})}, cv=2, random_state=0).fit(X, y)
                 for alpha in (0.1, 5.0)]
-    expected = [v.predict_proba(probe) for v in versions]
     target = root / "model"
-    versions[0].save(target)
+    if save_first:
+        versions[0].save(target)
+    return versions, [v.predict_proba(probe) for v in versions], probe, target
+
+
+def model_cycles(cycles: int, root: Path) -> dict:
+    from engine import load
+
+    versions, expected, probe, target = _two_versions(root)
     counts = {"cycles": 0, "old_or_new": 0, "lost": 0, "mixed": 0, "saves_per_cycle": []}
 
     def work():
@@ -102,8 +112,8 @@ def cache_cycles(cycles: int, root: Path) -> dict:
         _kill_after(work, random.uniform(0.05, 0.4))
         counts["cycles"] += 1
     FeatureCache.forget()
-    files = [p for p in (root / "cache").rglob("*") if p.is_file()]
     reader = FeatureCache(root / "cache")
+    files = list(reader._entries())  # entries and their temporaries, not the marker and key
     folder = reader._folder(encoder)
     for path in files:
         if path.name.startswith("."):
@@ -148,9 +158,63 @@ def submit_cycles(cycles: int, root: Path) -> dict:
     return counts
 
 
+def save_forever(_: int, root: Path) -> None:
+    """The saver of ``load``: the two versions in turn at root/model, counted, until killed."""
+    versions, _, _, target = _two_versions(root, save_first=False)
+    i = 0
+    while True:
+        versions[i % 2].save(target)
+        i += 1
+        (root / "saves").write_text(str(i))
+
+
+def _saves(root: Path) -> int:
+    try:
+        return int((root / "saves").read_text() or 0)
+    except (OSError, ValueError):
+        return 0
+
+
+def load_cycles(loads: int, root: Path) -> dict:
+    """Load a model ``loads`` times while another process saves it again and again.
+
+    The saver is a process of its own (started, not forked: a fork of a process
+    with threads can hang), and the loads start once it has saved.
+    """
+    from engine import load
+
+    _, expected, probe, target = _two_versions(root)
+    saver = subprocess.Popen([sys.executable, __file__, "saver", "0", str(root)],
+                             stdin=subprocess.DEVNULL)
+    counts = {"loads": 0, "failures": 0, "mixed": 0, "errors": []}
+    try:
+        deadline = time.monotonic() + 300
+        while _saves(root) == 0 and saver.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        first, start = _saves(root), time.perf_counter()
+        for _ in range(loads):
+            counts["loads"] += 1
+            try:
+                proba = load(target).predict_proba(probe)
+            except Exception as exc:  # noqa: BLE001 - any failure is a spurious one
+                counts["failures"] += 1
+                counts["errors"].append(f"{type(exc).__name__}: {exc}"[:200])
+                continue
+            if not any(np.array_equal(proba, e) for e in expected):
+                counts["mixed"] += 1
+        counts["saves_meanwhile"] = _saves(root) - first
+        counts["seconds"] = round(time.perf_counter() - start, 1)
+    finally:
+        saver.kill()
+        saver.wait()
+    counts["errors"] = counts["errors"][:5]
+    return counts
+
+
 if __name__ == "__main__":
     mode, n, workdir = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])
     workdir.mkdir(parents=True, exist_ok=True)
     random.seed(int(os.environ.get("CRASH_SEED", "0")))
-    run = {"model": model_cycles, "cache": cache_cycles, "submit": submit_cycles}[mode]
+    run = {"model": model_cycles, "cache": cache_cycles, "submit": submit_cycles,
+           "load": load_cycles, "saver": save_forever}[mode]
     print(json.dumps(run(n, workdir)))

@@ -10,6 +10,10 @@ import pytest
 
 from engine import Ensemble, load
 from tests.helpers import build_savedmodel
+from tests.test_crash_safety import run_harness
+
+# Loads while another process saves the same model (benchmarks/reliability.py: 1,000).
+LOADS = int(os.environ.get("ENSEMBLE_CONCURRENT_LOADS", "100"))
 
 
 def cli(*args, env=None):
@@ -63,3 +67,12 @@ def test_two_fits_writing_one_directory_leave_one_whole_model(tmp_path, small_tw
         alpha = json.loads((out / "manifest.json").read_text())["members"][0]["config"]["alpha"]
         assert model.members_["nb"].alpha == alpha and alpha in (0.1, 3.0)
     assert sorted(p.name for p in out.parent.iterdir()) == [".race.lock", "race"]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_loads_during_saves_never_fail_spuriously(tmp_path):
+    # Before the shared read lock, 41 of 1,000 such loads failed ("changed since it was saved").
+    counts = run_harness("load", tmp_path, LOADS)
+    assert counts["loads"] == LOADS and counts["saves_meanwhile"] > 0
+    assert counts["failures"] == 0, counts["errors"]
+    assert counts["mixed"] == 0  # every load predicted exactly as the old or the new model

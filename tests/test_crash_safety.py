@@ -19,8 +19,8 @@ CYCLES = int(os.environ.get("ENSEMBLE_CRASH_CYCLES", "6"))
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork and SIGKILL")
 
 
-def run_harness(mode: str, workdir: Path) -> dict:
-    result = subprocess.run([sys.executable, str(HARNESS), mode, str(CYCLES), str(workdir)],
+def run_harness(mode: str, workdir: Path, cycles: int = CYCLES) -> dict:
+    result = subprocess.run([sys.executable, str(HARNESS), mode, str(cycles), str(workdir)],
                             capture_output=True, text=True, stdin=subprocess.DEVNULL,
                             timeout=600, cwd=HARNESS.parents[1])
     assert result.returncode == 0, result.stderr[-2000:]
@@ -59,10 +59,11 @@ def test_next_write_removes_only_temporaries_of_dead_writers(tmp_path):
 
     target = tmp_path / "submission.csv"
     long_ago = os.path.getmtime(tmp_path) - 10 * STALE_TEMPORARY_SECONDS
-    dead, live, fresh = (tmp_path / f".submission.csv.tmp-{n}" for n in ("dead", "live", "new"))
-    for temporary in (dead, live, fresh):
+    dead, live, fresh = (tmp_path / f".submission.csv.tmp-{n * 16}" for n in "abc")
+    users = tmp_path / ".submission.csv.tmp-notes"  # a user's file with a look-alike name
+    for temporary in (dead, live, fresh, users):
         temporary.write_text("id,target\n")
-    for temporary in (dead, live):
+    for temporary in (dead, live, users):
         os.utime(temporary, (long_ago, long_ago))
     with open(live, "rb") as held:  # a writer that is still at work holds its lock
         fcntl.flock(held.fileno(), fcntl.LOCK_EX)
@@ -70,4 +71,4 @@ def test_next_write_removes_only_temporaries_of_dead_writers(tmp_path):
             handle.write("id,target\n1,0\n")
     assert target.read_text() == "id,target\n1,0\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([target.name, live.name,
-                                                                 fresh.name])
+                                                                 fresh.name, users.name])

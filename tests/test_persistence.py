@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from engine import Ensemble, load
-from engine.errors import ModelDirectoryError
+from engine.errors import EnsembleError, ModelDirectoryError
 from engine.registry import get_registry
 from plugins.tfidf_nb import TfidfNB
 
@@ -138,3 +138,32 @@ def test_string_and_bool_labels_survive_the_round_trip(binary_texts, tmp_path):
         ens = Ensemble({"nb": "tfidf-nb"}, cv=3).fit(X, labels)
         loaded = load(ens.save(tmp_path / str(labels.dtype)) and tmp_path / str(labels.dtype))
         assert loaded.predict(X).tolist() == ens.predict(X).tolist()
+
+
+def test_save_deletes_only_what_a_save_created(fitted, saved):
+    root = saved.parent
+    users = [root / ".model.old-backup", root / ".model.tmp-notes",
+             root / ".model.tmp-0123456789abcdef"]  # look-alikes without a save's marker
+    for folder in users:
+        folder.mkdir()
+        (folder / "thesis.tex").write_text("years of work")
+    dead = "fedcba9876543210"  # a killed save: its marker (lock free) and its temporary
+    (root / f".model.save-{dead}").write_text("")
+    (root / f".model.tmp-{dead}").mkdir()
+    (root / f".model.tmp-{dead}" / "half.npz").write_text("")
+    fitted.save(saved)
+    for folder in users:
+        assert (folder / "thesis.tex").read_text() == "years of work"
+    assert not (root / f".model.tmp-{dead}").exists()
+    assert not (root / f".model.save-{dead}").exists()
+    assert sorted(p.name for p in root.iterdir()) == sorted(
+        [".model.lock", "model", *(f.name for f in users)])
+
+
+def test_save_onto_a_symlink_is_refused_and_leaves_no_temporary(fitted, saved, tmp_path):
+    link = tmp_path / "link"
+    link.symlink_to(saved)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    with pytest.raises(EnsembleError, match="symbolic link"):
+        fitted.save(link)
+    assert link.is_symlink() and sorted(p.name for p in tmp_path.iterdir()) == before

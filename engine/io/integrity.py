@@ -15,6 +15,8 @@ from engine.io.files import MAX_JSON_BYTES, open_file
 
 MAX_MODEL_BYTES = 4 << 30
 PICKLE_SUFFIXES = {".pkl", ".pickle", ".joblib", ".dill", ".cloudpickle"}
+# Written beside the manifest by engine.io.signing and not listed in it: it signs the manifest.
+SIGNATURE = "signature.json"
 
 
 def sha256_file(path: Path) -> str:
@@ -104,7 +106,8 @@ def verify_files(path: Path, files: dict[str, str], manifest: str = "manifest.js
         if stat.S_ISREG(mode) and found.suffix == ".json" and info.st_size > MAX_JSON_BYTES:
             raise ModelDirectoryError(f"{relative!r} is {info.st_size:,} bytes, over the "
                                       f"{MAX_JSON_BYTES:,}-byte limit for JSON; refusing to load")
-        if stat.S_ISREG(mode) and relative != manifest and relative not in files:
+        if stat.S_ISREG(mode) and relative not in (manifest, SIGNATURE) \
+                and relative not in files:
             raise ModelDirectoryError(f"unexpected file {relative!r} in {path}: it is not in the "
                                       f"manifest; refusing to load a model that was added to")
     for relative, expected in files.items():

