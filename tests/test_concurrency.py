@@ -43,9 +43,10 @@ def encoder_model(tmp_path_factory, small_tweets):
 def test_two_processes_predicting_at_once_match_one_alone(encoder_model, tmp_path):
     root = encoder_model
     shared = {"ENSEMBLE_CACHE_DIR": str(tmp_path / "shared-cache")}
-    finish(cli("predict", root / "model", root / "test.csv", "-o", tmp_path / "alone.csv",
+    trust = ("--trust", root / "tiny-use")  # a stored TF Hub handle is refused unless trusted
+    finish(cli("predict", root / "model", root / "test.csv", *trust, "-o", tmp_path / "alone.csv",
                env={"ENSEMBLE_CACHE_DIR": str(tmp_path / "own-cache")}))
-    finish(*[cli("predict", root / "model", root / "test.csv", "-o", tmp_path / f"p{i}.csv",
+    finish(*[cli("predict", root / "model", root / "test.csv", *trust, "-o", tmp_path / f"p{i}.csv",
                  env=shared) for i in range(2)])
     alone = pd.read_csv(tmp_path / "alone.csv")
     for i in range(2):

@@ -116,8 +116,11 @@ def read_json(path: str | Path, limit: int = MAX_JSON_BYTES) -> Any:
     :data:`MAX_JSON_DEPTH` are refused; what the values mean is checked
     against a schema by :mod:`engine.io.schema`.
     """
-    name = Path(path).name
-    data = read_bytes(path, limit)
+    return parse_json(read_bytes(path, limit), Path(path).name)
+
+
+def parse_json(data: bytes, name: str) -> Any:
+    """Parse JSON ``data`` (at most the caller's byte limit) within :func:`check_bounds`."""
     try:
         value = json.loads(data)
     except RecursionError:

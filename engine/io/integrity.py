@@ -21,11 +21,18 @@ SIGNATURE = "signature.json"
 
 def sha256_file(path: Path) -> str:
     """The sha256 hex digest of the file at ``path``, read in 1 MiB blocks."""
+    return _head_and_digest(path)[1]
+
+
+def _head_and_digest(path: Path) -> tuple[bytes, str]:
+    """The first 64 KiB of ``path`` and the sha256 of all of it, from one read."""
     digest = hashlib.sha256()
     with open_file(path) as handle:
+        head = handle.read(1 << 16)
+        digest.update(head)
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
-    return digest.hexdigest()
+    return head, digest.hexdigest()
 
 
 def inside(root: Path, relative: str) -> Path:
@@ -44,12 +51,16 @@ def inside(root: Path, relative: str) -> Path:
     return full
 
 
-def is_pickle(path: Path) -> bool:
-    """Pickle by name, by the protocol 2-5 header, or (protocols 0-1) by its opcodes."""
+def is_pickle(path: Path, head: bytes | None = None) -> bool:
+    """Pickle by name, by the protocol 2-5 header, or (protocols 0-1) by its opcodes.
+
+    ``head``, the file's first 64 KiB when the caller has read them already.
+    """
     if path.suffix.lower() in PICKLE_SUFFIXES:
         return True
-    with open_file(path) as handle:
-        head = handle.read(1 << 16)
+    if head is None:
+        with open_file(path) as handle:
+            head = handle.read(1 << 16)
     if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
         return True
     return _parses_as_pickle(head)
@@ -88,14 +99,14 @@ def verify_files(path: Path, files: dict[str, str], manifest: str = "manifest.js
     Names found on disk are shown with ``repr``: a file name may hold a newline
     or a terminal escape sequence.
     """
-    total = 0
+    total, limit = 0, max_model_bytes()
     for found in sorted(path.rglob("*")):
         relative = found.relative_to(path).as_posix()
         info = found.lstat()
         mode = info.st_mode
         total += info.st_size if stat.S_ISREG(mode) else 0
-        if total > max_model_bytes():
-            raise ModelDirectoryError(f"{path} holds over {max_model_bytes():,} bytes; refusing "
+        if total > limit:
+            raise ModelDirectoryError(f"{path} holds over {limit:,} bytes; refusing "
                                       f"to read it (set ENSEMBLE_MAX_MODEL_BYTES to allow more)")
         if stat.S_ISLNK(mode):
             raise ModelDirectoryError(f"{relative!r} in the model directory is a symbolic link; "
@@ -114,11 +125,12 @@ def verify_files(path: Path, files: dict[str, str], manifest: str = "manifest.js
         full = inside(path, relative)
         if not full.is_file():
             raise ModelDirectoryError(f"model file {relative!r} is missing from {path}")
-        if is_pickle(full):
+        head, digest = _head_and_digest(full)  # one read for both checks
+        if is_pickle(full, head):
             raise ModelDirectoryError(f"model file {relative!r} is a pickle, which could run code "
                                       f"when loaded; ensemble-engine never writes or reads "
                                       f"pickles: refusing to load")
-        if sha256_file(full) != expected:
+        if digest != expected:
             raise ModelDirectoryError(f"model file {relative!r} has changed since it was saved "
                                       f"(sha256 mismatch); restore it from its source or "
                                       f"train it again")

@@ -13,7 +13,6 @@ layers, no arbitrary classes) stays with Keras.
 
 from __future__ import annotations
 
-import json
 import math
 import zipfile
 from pathlib import Path
@@ -22,7 +21,7 @@ from typing import IO, Any
 import numpy as np
 
 from engine.errors import ModelDirectoryError
-from engine.io.files import MAX_JSON_BYTES, check_archive, check_bounds, open_file
+from engine.io.files import MAX_JSON_BYTES, check_archive, open_file, parse_json
 
 # Layers whose weights are sized by the width of their input.
 WEIGHTED = frozenset({"Dense", "Conv1D", "LSTM", "GRU"})
@@ -214,12 +213,7 @@ def check_keras_archive(path: str | Path) -> None:
         if info.file_size > MAX_JSON_BYTES:
             raise ModelDirectoryError(f"config.json in '{path.name}' is {info.file_size:,} "
                                       f"bytes; refusing to load")
-        try:
-            config = json.loads(archive.read(info))
-        except (ValueError, RecursionError) as exc:
-            raise ModelDirectoryError(f"config.json in '{path.name}' is not valid JSON "
-                                      f"({type(exc).__name__})") from None
-        check_bounds(config, f"{path.name}/config.json")
+        config = parse_json(archive.read(info), f"{path.name}/config.json")
         shapes: list[tuple[int, ...]] = []
         if "model.weights.h5" in archive.namelist():
             with archive.open("model.weights.h5") as weights:
