@@ -23,10 +23,11 @@ _LAZY = {
     "ModelPluginProtocol": ("engine.protocol", "ModelPluginProtocol"),
     "get_registry": ("engine.registry", "get_registry"),
     "register_plugin": ("engine.registry", "register_plugin"),
+    "tune": ("engine.tuning", "tune"),
 }
 
 __all__ = ["Combiner", "Ensemble", "EnsembleError", "ModelPlugin", "ModelPluginProtocol",
-           "__version__", "get_registry", "hookimpl", "load", "register_plugin"]
+           "__version__", "get_registry", "hookimpl", "load", "register_plugin", "tune"]
 
 
 def __getattr__(name: str) -> Any:
