@@ -191,7 +191,7 @@ def member_space(ensemble: Ensemble, name: str, given: Mapping[str, Any] | None
         if not dist.contains(value):
             try:  # the configured value is the first trial: the search starts from it
                 space[key] = dist.widened(value)
-            except ConfigError:
+            except (ConfigError, TypeError):
                 continue  # e.g. 0 on a log scale: sampled like the rest
         start[key] = value
     return plugin, space, start
