@@ -1,11 +1,10 @@
-"""Wall-clock budgets: ``--time 10m`` parsed, and shared across members by their cost."""
+"""Wall-clock budgets: ``--time 10m`` parsed, and the deadline it sets."""
 
 from __future__ import annotations
 
 import math
 import re
 import time
-from collections.abc import Mapping
 
 from engine.errors import ConfigError
 
@@ -43,13 +42,13 @@ def parse_duration(value: str | float | int | None) -> float | None:
 
 
 class Budget:
-    """A deadline ``seconds`` from now (none when None), shared out in proportion to cost.
+    """A deadline ``seconds`` from now (none when None).
 
     Examples
     --------
     >>> budget = Budget(100)
-    >>> budget.share("nb", {"nb": 1.0, "lr": 3.0}) <= 25
-    True
+    >>> 99 < budget.left() <= 100, Budget(None).expired()
+    (True, False)
     """
 
     def __init__(self, seconds: float | None) -> None:
@@ -67,12 +66,3 @@ class Budget:
 
     def expired(self) -> bool:
         return self.left() <= 0
-
-    def share(self, member: str, costs: Mapping[str, float]) -> float | None:
-        """``member``'s part of what is left: in proportion to its cost among ``costs``
-        (the members still to search), so each gets about as many trials; None without a budget."""
-        if self.seconds is None:
-            return None
-        total = sum(costs.values())
-        part = costs[member] / total if total > 0 else 1 / len(costs)
-        return max(self.left(), 0.0) * part

@@ -471,8 +471,7 @@ def _default_score(study: Any) -> float | None:
 def _search_members(searches: list[MemberSearch], ensemble: Ensemble, codes: np.ndarray,
                     n_classes: int, scorer: Any, budget: Budget, settings: dict[str, Any],
                     verbose: bool) -> None:
-    """The configured trial of each member first, then the budget shared by cost."""
-    from optuna.study import MaxTrialsCallback
+    """The configured trial of each member first, then turns until the budget or the cap."""
     from optuna.trial import TrialState
 
     cap = settings["trials"]
@@ -485,7 +484,6 @@ def _search_members(searches: list[MemberSearch], ensemble: Ensemble, codes: np.
                               f"(a round takes about {sum(known):.0f}s here); give --time "
                               f"{_duration(1.5 * sum(known) / (1 - COMBINER_SHARE) + 60)} or more")
     total = seconds if seconds is not None else cap * len(searches)
-    counted = (TrialState.COMPLETE, TrialState.PRUNED)
     with fit_progress(total, verbose, "tuning") as bar:
         def show(search: MemberSearch) -> Any:
             def callback(study: Any, trial: Any) -> None:
@@ -497,38 +495,37 @@ def _search_members(searches: list[MemberSearch], ensemble: Ensemble, codes: np.
                 bar.set(min(done, total), f"{search.name} #{trial.number} best {best:.4f}")
             return callback
 
-        def run(search: MemberSearch, timeout: float | None, n_trials: int | None) -> None:
-            fail_orphans(search.study)
-            if cap is not None and len(_finished(search.study)) >= cap:
-                return
-            callbacks = [show(search)]
-            if cap is not None:
-                callbacks.insert(0, MaxTrialsCallback(cap, states=counted))
+        def one_trial(search: MemberSearch, first: bool) -> None:
             # the first trial always runs to its end: it is the baseline and the cost
-            hard_stop = None if n_trials is not None or seconds is None else \
+            hard_stop = None if first or seconds is None else \
                 (lambda: budget.left() <= reserve)
             objective = _member_objective(search, ensemble, codes, n_classes, scorer, hard_stop)
-            search.study.optimize(objective, n_trials=n_trials, timeout=timeout,
-                                  callbacks=callbacks, gc_after_trial=False)
+            search.study.optimize(objective, n_trials=1, callbacks=[show(search)],
+                                  gc_after_trial=False)
+
+        def capped(search: MemberSearch) -> bool:
+            fail_orphans(search.study)  # so a retried trial is run, not forgotten
+            return cap is not None and len(_finished(search.study)) >= cap
 
         for search in searches:  # as configured first: the baseline and the cost
             if not _finished(search.study):
-                run(search, None, 1)
+                one_trial(search, first=True)
         if seconds is not None and budget.spent() > seconds - reserve:
             spent = budget.spent()
             raise ConfigError(f"--time {_duration(seconds)} cannot fit one trial of each member "
                               f"(the first round took {spent:.0f}s); give --time "
                               f"{_duration(1.5 * spent / (1 - COMBINER_SHARE) + 60)} or more")
-        left = {s.name: _cost(s.study) for s in searches}
-        for search in searches:
-            share = None
-            if seconds is not None:
-                share = max(budget.left() - reserve, 0.0) * left[search.name] / sum(left.values())
-                if share < 0.5 * left[search.name]:
-                    del left[search.name]
-                    continue
-            run(search, share, None)
-            del left[search.name]
+        # Members take turns, the one with the fewest finished trials (all workers') next:
+        # each gets time in proportion to what its trials cost, and about as many trials.
+        active = [s for s in searches if not capped(s)]
+        while active:
+            search = min(active, key=lambda s: len(_finished(s.study)))
+            if seconds is not None and budget.left() - reserve < 0.5 * _cost(search.study):
+                active.remove(search)  # not enough left for another of its trials
+                continue
+            one_trial(search, first=False)
+            if capped(search):
+                active.remove(search)
 
 
 def _combiner_spec(configured: Any, best: Mapping[str, Any]) -> Any:
