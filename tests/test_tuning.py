@@ -231,3 +231,10 @@ def test_a_trial_taken_but_never_started_is_retried_not_lost(texts, tmp_path):
     retried = [t for t in trials if t.system_attrs.get("failed_trial") == taken.number]
     assert len(retried) == 1 and retried[0].params == wanted
     assert retried[0].state.name in ("COMPLETE", "PRUNED")
+
+
+def test_the_default_study_is_one_sqlite_file_under_models(config, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["-q", "tune", str(config), "--members", "nb", "--trials", "1"]) == 0
+    assert (tmp_path / "models" / "tweets-tune.db").is_file()
+    assert _study(f"sqlite:///{tmp_path / 'models' / 'tweets-tune.db'}", "tweets:nb").trials
