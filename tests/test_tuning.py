@@ -238,3 +238,15 @@ def test_the_default_study_is_one_sqlite_file_under_models(config, tmp_path, mon
     assert main(["-q", "tune", str(config), "--members", "nb", "--trials", "1"]) == 0
     assert (tmp_path / "models" / "tweets-tune.db").is_file()
     assert _study(f"sqlite:///{tmp_path / 'models' / 'tweets-tune.db'}", "tweets:nb").trials
+
+
+def test_a_tuned_config_written_elsewhere_still_finds_its_data(config, tmp_path):
+    from engine.config import load_config
+
+    relative = tmp_path / "relative.toml"
+    relative.write_text(config.read_text().replace(f'"{(tmp_path / "train.csv").as_posix()}"',
+                                                   '"train.csv"'))
+    out = tmp_path / "elsewhere" / "tuned.toml"
+    assert main(["-q", "tune", str(relative), "--members", "nb", "--trials", "1",
+                 "--storage", _sqlite(tmp_path), "-o", str(out)]) == 0
+    assert load_config(out).data.train.resolve() == (tmp_path / "train.csv").resolve()

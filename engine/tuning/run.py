@@ -598,6 +598,12 @@ def write_tuned_config(config_path: Path, output: str | Path | None, result: Tun
         raise ConfigError(f"the tuned config would overwrite {config_path}; give another -o")
     raw = read_toml(config_path)
     raw["name"] = f"{raw.get('name', config_path.stem)}-tuned"
+    if target.parent.resolve() != config_path.parent.resolve():
+        # elsewhere, a path relative to the original's folder would point nowhere
+        data = load_config(config_path).data
+        for key in ("train", "test", "sample_submission"):
+            if getattr(data, key) is not None and key in raw.get("data", {}):
+                raw["data"][key] = str(Path(getattr(data, key)).resolve())
     for member, params in result.params.items():
         table = raw["members"][member]
         defaults = build_member(table["plugin"]).get_params(deep=False)
