@@ -100,7 +100,7 @@ def cmd_fit(args: argparse.Namespace) -> None:
 
 def cmd_tune(args: argparse.Namespace) -> None:
     from engine.tuning import tune
-    from engine.tuning.run import print_trials
+    from engine.tuning.result import print_trials
 
     members = [m for m in args.members.split(",") if m] if args.members else None
     result = tune(args.config, time=args.time, trials=args.trials, metric=args.metric,

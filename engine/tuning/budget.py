@@ -1,4 +1,4 @@
-"""Wall-clock budgets: ``--time 10m`` parsed, and the deadline it sets."""
+"""Budgets: ``--time 10m`` parsed and the deadline it sets; the default trial cap."""
 
 from __future__ import annotations
 
@@ -8,6 +8,9 @@ import time
 
 from engine.errors import ConfigError
 
+DEFAULT_TRIALS = 20  # per member, when neither --time nor --trials is given
+# Share of a --time budget kept for the combiner's study (its members' out-of-fold refits).
+COMBINER_SHARE = 0.1
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _PART = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
 
