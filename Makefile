@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo demo-best test bench bench-transformer reliability install browser clean
+.PHONY: demo demo-best test bench bench-transformer bench-tune reliability install browser clean
 
 $(BIN)/ensemble: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,9 @@ bench-transformer: install  ## the transformer member and the best preset -> ben
 	$(BIN)/python benchmarks/transformer_folds.py
 	$(BIN)/python benchmarks/transformer_overhead.py
 	$(BIN)/python benchmarks/best_preset.py
+
+bench-tune: install  ## a 10-minute `ensemble tune`, before/after on the reference split, kill -9 x20 (~25 min)
+	$(BIN)/python benchmarks/tune.py
 
 reliability: install browser  ## hostile inputs and kill -9 cycles at scale -> results/reliability.md
 	$(BIN)/python benchmarks/reliability.py

@@ -24,10 +24,12 @@ _LAZY = {
     "get_registry": ("engine.registry", "get_registry"),
     "register_plugin": ("engine.registry", "register_plugin"),
     "sign_model": ("engine.io.signing", "sign_model"),
+    "tune": ("engine.tuning", "tune"),
 }
 
 __all__ = ["Combiner", "Ensemble", "EnsembleError", "ModelPlugin", "ModelPluginProtocol",
-           "__version__", "get_registry", "hookimpl", "load", "register_plugin", "sign_model"]
+           "__version__", "get_registry", "hookimpl", "load", "register_plugin", "sign_model",
+           "tune"]
 
 
 def __getattr__(name: str) -> Any:

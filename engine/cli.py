@@ -119,6 +119,31 @@ def cmd_fit(args: argparse.Namespace) -> None:
             f"(browse: mlflow ui --backend-store-uri {tracking_uri(args.tracking_uri)})")
 
 
+def cmd_tune(args: argparse.Namespace) -> None:
+    from engine.tuning import tune
+    from engine.tuning.result import print_trials
+
+    members = [m for m in args.members.split(",") if m] if args.members else None
+    result = tune(args.config, time=args.time, trials=args.trials, metric=args.metric,
+                  members=members, combiner=args.combiner or None, storage=args.storage,
+                  study=args.study, sampler=args.sampler, pruner=args.pruner, seed=args.seed,
+                  output=args.output, holdout=args.holdout, heartbeat=args.heartbeat,
+                  verbose=not args.quiet)
+    if not args.quiet:
+        print_trials(result, console)
+    for member, best in result.best_scores.items():
+        before = result.default_scores.get(member)
+        start = "n/a" if before is None else f"{before:.4f}"
+        console.print(f"{member}: out-of-fold {result.metric} {start} as configured -> "
+                      f"{best:.4f} with {result.params[member]}", highlight=False,
+                      soft_wrap=True)
+    if result.skipped:
+        console.print(f"left as configured (no search space): {', '.join(result.skipped)}")
+    console.print(f"wrote {result.config_path}; studies in {result.storage} (run again to "
+                  f"resume or add trials; other processes with the same --storage share them)",
+                  highlight=False, soft_wrap=True)
+
+
 def _chunks(args: argparse.Namespace, settings: dict):
     from engine.streaming import predict_chunks
 
@@ -431,6 +456,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--register", metavar="NAME",
                    help="also register the model in the MLflow model registry as NAME")
     p.set_defaults(func=cmd_fit)
+
+    p = sub.add_parser("tune", help="tune members' parameters with Optuna and write the tuned "
+                                    "config beside the original",
+                       description="Search each member's parameters (Optuna, TPE) on its "
+                                   "out-of-fold score with the ensemble's folds; write "
+                                   "<config>.tuned.toml. The study lives in a database: run "
+                                   "again to resume, or run more processes on the same "
+                                   "--storage to share the work.")
+    p.add_argument("config", help="ensemble config, e.g. examples/disaster_tweets.toml")
+    p.add_argument("--time", help="wall-clock budget shared by the members in proportion to "
+                                  "their cost, e.g. 10m, 1h30m, 90s")
+    p.add_argument("--trials", type=int, help="at most this many trials per member in the "
+                                              "study, all workers and runs counted "
+                                              "(default 20 without --time)")
+    p.add_argument("--metric", help="out-of-fold metric to optimise: f1 (positive class), "
+                                    "accuracy, log_loss, roc_auc, balanced_accuracy, mcc "
+                                    "(default f1)")
+    p.add_argument("--members", help="comma-separated members to tune (default: every member "
+                                     "whose plugin has a search space)")
+    p.add_argument("--combiner", action="store_true",
+                   help="also choose the combiner on the tuned members' out-of-fold "
+                        "probabilities")
+    p.add_argument("--storage", help="Optuna storage URL (default sqlite:///models/<name>-"
+                                     "tune.db); postgresql://... shares it between machines")
+    p.add_argument("--study", help="study name (default: the config's name)")
+    p.add_argument("--sampler", choices=["tpe", "random"], help="default tpe")
+    p.add_argument("--pruner", choices=["median", "none"],
+                   help="stop trials whose early folds score below the median (default median)")
+    p.add_argument("--seed", type=int, help="sampler seed (leave unset when workers share a "
+                                            "study)")
+    p.add_argument("--holdout", action="store_true",
+                   help="tune on the training split only, leaving the config's validation "
+                        "rows unseen (for honest `ensemble demo` numbers)")
+    p.add_argument("--heartbeat", type=float, default=10.0,
+                   help="seconds between a trial's heartbeats; a killed worker's trial is "
+                        "retried after three missed (default 10)")
+    p.add_argument("-o", "--output", help="tuned config to write (default: "
+                                          "<config>.tuned.toml beside it)")
+    p.set_defaults(func=cmd_tune)
 
     p = model_command("predict", "predict labels and class probabilities for a CSV file")
     p.add_argument("-o", "--output", required=True, help="CSV to write")

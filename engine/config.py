@@ -19,7 +19,11 @@ DATA_KEYS = {"train": None, "test": None, "sample_submission": None, "text": "te
              "label": "target", "id": "id", "fill_na": None, "validation_split": 0.1,
              "split_seed": 42}
 ENSEMBLE_KEYS = {"combiner", "cv", "random_state", "n_jobs", "threshold"}
-SECTIONS = {"name", "data", "ensemble", "members", "reference"}
+SECTIONS = {"name", "data", "ensemble", "members", "reference", "tune"}
+# [tune]: `ensemble tune` settings (the command line overrides them) and [tune.space.<member>].
+TUNE_KEYS = {"time": None, "trials": None, "metric": "f1", "members": None, "combiner": False,
+             "storage": None, "study": None, "sampler": "tpe", "pruner": "median", "seed": None,
+             "space": None}
 # Keys of a [members.<name>] table that are the engine's, not the plugin's parameters.
 MEMBER_KEYS = ("plugin", "text", "cv", "refit")
 
@@ -48,6 +52,7 @@ class Config:
     members: dict[str, Any]
     ensemble: dict[str, Any] = field(default_factory=dict)
     reference: list[dict[str, Any]] = field(default_factory=list)
+    tune: dict[str, Any] = field(default_factory=dict)
 
     member_text: dict[str, Any] = field(default_factory=dict)
 
@@ -83,6 +88,17 @@ def _lists_to_tuples(params: dict[str, Any]) -> dict[str, Any]:
     return {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()}
 
 
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """The raw tables of a TOML file, or a one-line ConfigError."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path.name} is not valid TOML: {exc}") from exc
+
+
 def load_config(path: str | Path) -> Config:
     """Read and validate a TOML ensemble config.
 
@@ -92,12 +108,7 @@ def load_config(path: str | Path) -> Config:
     >>> config.build_ensemble().fit(texts, labels)              # doctest: +SKIP
     """
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path.name} is not valid TOML: {exc}") from exc
+    raw = read_toml(path)
     _check_keys(raw, SECTIONS, path.name)
 
     data_raw = raw.get("data", {})
@@ -147,7 +158,12 @@ def load_config(path: str | Path) -> Config:
         ensemble["member_cv"] = member_cv
     if refit:
         ensemble["refit"] = refit
+    tune = raw.get("tune", {})
+    if not isinstance(tune, dict):
+        raise ConfigError("[tune] must be a table, e.g. [tune] time = \"10m\"")
+    _check_keys(tune, TUNE_KEYS, "[tune]")
     config = Config(name=str(raw.get("name", path.stem)), data=data, members=members,
-                    ensemble=ensemble, reference=reference, member_text=member_text)
+                    ensemble=ensemble, reference=reference, member_text=member_text,
+                    tune=tune)
     config.build_ensemble()
     return config

@@ -19,7 +19,7 @@ from engine.bagging import FoldAverage
 from engine.combiners.base import Combiner
 from engine.constraints import Interval, check_param, validate_params
 from engine.data import check_folds, data_hash, encode_labels, numeric_columns, select_texts
-from engine.errors import ConfigError, ModelDirectoryError
+from engine.errors import ConfigError, ModelDirectoryError, did_you_mean
 from engine.features import filling_on_predict
 from engine.io.model_dir import ModelParts, model_errors, read_model, write_model
 from engine.io.signing import trust_policy
@@ -69,7 +69,42 @@ def build_combiner(spec: Any, random_state: int | None = None) -> Combiner:
     return seeded(combiner, random_state)
 
 
-def _fit_one(job: tuple[str, int | None], member: Any, texts: list[str], codes: np.ndarray,
+def _spec_instance(spec: Any, kind: str) -> Any:
+    """The object a member or combiner spec stands for: the instance itself, or one built
+    from its name and parameters (unseeded), so its parameters can be read and checked."""
+    if isinstance(spec, str):
+        spec = (spec, {})
+    if isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[0], str):
+        name, params = spec
+        cls = registry.get_plugin(name) if kind == "member" else registry.get_combiner(name)
+        try:
+            return cls(**dict(params))
+        except TypeError as exc:
+            raise ConfigError(f"{kind} '{name}': {exc}") from exc
+    if hasattr(spec, "get_params") and hasattr(spec, "set_params"):
+        return spec
+    raise ConfigError(f"a {kind} must be an instance, a registered name or (name, params); "
+                      f"got {spec!r}")
+
+
+def _spec_with(spec: Any, params: dict[str, Any], kind: str, label: str) -> Any:
+    """``spec`` with ``params`` set: a name stays a ``(name, {params})`` spec, an instance
+    is updated in place (as scikit-learn's meta-estimators do)."""
+    instance = _spec_instance(spec, kind)
+    valid = instance.get_params(deep=True)
+    for key in params:
+        if key not in valid and key.partition("__")[0] not in valid:
+            shallow = instance.get_params(deep=False)
+            raise ConfigError(f"invalid parameter '{key}' for {label} "
+                              f"({type(instance).__name__}){did_you_mean(key, shallow)}; its "
+                              f"parameters: {', '.join(sorted(shallow))}")
+    if instance is spec or any("__" in key for key in params):
+        return instance.set_params(**params)
+    name, old = (spec, {}) if isinstance(spec, str) else spec
+    return (name, {**dict(old), **params})
+
+
+def fit_fold(job: tuple[str, int | None], member: Any, texts: list[str], codes: np.ndarray,
              train: np.ndarray | None, predict: np.ndarray | None, threads: int | None = None
              ) -> tuple[tuple[str, int | None], Any, np.ndarray | None, float]:
     """Fit a clone on the ``train`` rows (all when None); predict the ``predict`` rows."""
@@ -192,16 +227,104 @@ class Ensemble(ClassifierMixin, BaseEstimator):
         self.member_cv = member_cv
         self.refit = refit
 
+    # -- parameters ----------------------------------------------------------------
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor's parameters; with ``deep``, also each member's and the combiner's.
+
+        As in scikit-learn's VotingClassifier, ``<member>`` is the member and
+        ``<member>__<param>`` its parameters (``nb__alpha``), for
+        :class:`~sklearn.model_selection.GridSearchCV` and friends; the
+        combiner's are ``combiner__<param>``. A member given by name
+        (``"tfidf-nb"`` or ``("tfidf-lr", {...})``) is built to read them, so
+        it is as searchable as an instance.
+
+        Parameters
+        ----------
+        deep : bool, default=True
+
+        Returns
+        -------
+        dict of str to object
+
+        Examples
+        --------
+        >>> ens = Ensemble({"nb": "tfidf-nb", "lr": ("tfidf-lr", {"C": 4.0})})
+        >>> params = ens.get_params()
+        >>> params["nb__alpha"], params["lr__C"]
+        (1.0, 4.0)
+        >>> ens.set_params(nb__alpha=0.1).members["nb"]
+        ('tfidf-nb', {'alpha': 0.1})
+        """
+        params = super().get_params(deep=False)
+        if not deep:
+            return params
+        parts = dict(self.members) if isinstance(self.members, Mapping) else {}
+        for name, spec, kind in [*[(n, s, "member") for n, s in parts.items()],
+                                 ("combiner", self.combiner, "combiner")]:
+            instance = _spec_instance(spec, kind)
+            if kind == "member":
+                params[name] = instance
+            params.update({f"{name}__{key}": value
+                           for key, value in instance.get_params(deep=True).items()})
+        return params
+
+    def set_params(self, **params: Any) -> Ensemble:
+        """Set parameters, the members' too (``nb__alpha=0.1``, ``nb=<plugin>``); returns self.
+
+        A member given by name stays a ``(name, {params})`` spec; a member
+        given as an instance is updated in place, as in scikit-learn.
+        """
+        own = super().get_params(deep=False)
+        for key in ("members", "combiner"):  # first: nested keys below refer to them
+            if key in params:
+                setattr(self, key, params.pop(key))
+        members = dict(self.members) if isinstance(self.members, Mapping) else {}
+        nested: dict[str, dict[str, Any]] = {}
+        for key in list(params):
+            head, sep, rest = key.partition("__")
+            if sep and (head in members or head == "combiner"):
+                nested.setdefault(head, {})[rest] = params.pop(key)
+            elif not sep and head in members and head not in own:
+                members[head] = params.pop(key)
+        for head, sub in nested.items():
+            if head == "combiner":
+                self.combiner = _spec_with(self.combiner, sub, "combiner", "the combiner")
+            else:
+                members[head] = _spec_with(members[head], sub, "member", f"member '{head}'")
+        if members:
+            self.members = members
+        for key, value in params.items():
+            if key not in own:
+                hint = did_you_mean(key, [*own, *members])
+                raise ConfigError(f"invalid parameter '{key}' for Ensemble{hint}; a member's "
+                                  f"parameters are '<member>__<param>' (members: "
+                                  f"{', '.join(members) or 'none'})")
+            setattr(self, key, value)
+        return self
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        # texts: a sequence of strings (or a DataFrame of text columns), not a numeric matrix
+        tags.input_tags.two_d_array = False
+        tags.input_tags.one_d_array = True
+        tags.input_tags.string = True
+        return tags
+
     # -- fitting -----------------------------------------------------------------
 
     def _checked_members(self) -> dict[str, ModelPluginProtocol]:
         """Check every parameter, then build the (unfitted, seeded) members."""
         if not isinstance(self.members, Mapping) or not self.members:
             raise ConfigError("members must be a non-empty dict of name -> plugin")
+        own = super().get_params(deep=False)
         for name in self.members:
-            if not isinstance(name, str) or not MEMBER_NAME.match(name):
+            if not isinstance(name, str) or not MEMBER_NAME.match(name) or "__" in name:
                 raise ConfigError(f"member name {name!r} must be 1-64 letters, digits, '.', "
-                                  f"'_' or '-', starting with a letter or digit")
+                                  f"'_' or '-', starting with a letter or digit, without '__'")
+            if name in own:  # <member>__<param> would be ambiguous
+                raise ConfigError(f"member name '{name}' is an Ensemble parameter; rename the "
+                                  f"member")
         validate_params(self, self._constraints)
         for key in ("member_text", "member_cv", *(["refit"] if isinstance(self.refit, Mapping)
                                                    else [])):
@@ -242,10 +365,8 @@ class Ensemble(ClassifierMixin, BaseEstimator):
             raise ConfigError(f"threshold={self.threshold!r} needs two classes, the labels "
                               f"have {len(classes)}; leave threshold=None")
         features = numeric_columns(X, getattr(combiner, "passthrough", None))
-        n_folds = {name: (self.member_cv or {}).get(name, self.cv) for name in members}
-        check_folds(codes, classes, max(n_folds.values()))
-        splits = {k: list(StratifiedKFold(k, shuffle=True, random_state=self.random_state)
-                          .split(np.zeros(len(codes)), codes)) for k in set(n_folds.values())}
+        splits = self.folds(codes, classes)
+        n_folds = {name: len(splits[name]) for name in members}
         refit = {name: self.refit.get(name, True) if isinstance(self.refit, Mapping)
                  else self.refit for name in members}
 
@@ -258,16 +379,16 @@ class Ensemble(ClassifierMixin, BaseEstimator):
         with fit_backend(self.backend, self.scheduler, self.n_jobs) as (n_jobs, threads), \
                 fit_progress(len(jobs), self.verbose) as bar:
             results = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(
-                delayed(_fit_one)(job, members[name], texts[name], codes,
-                                  None if fold is None else splits[n_folds[name]][fold][0],
-                                  None if fold is None else splits[n_folds[name]][fold][1],
+                delayed(fit_fold)(job, members[name], texts[name], codes,
+                                  None if fold is None else splits[name][fold][0],
+                                  None if fold is None else splits[name][fold][1],
                                   threads)
                 for job in jobs for name, fold in [job])
             for (name, fold), fitted, proba, seconds in results:
                 if fold is None:
                     self.members_[name], self.fit_seconds_[name] = fitted, seconds
                 else:
-                    oof[list(members).index(name), splits[n_folds[name]][fold][1]] = proba
+                    oof[list(members).index(name), splits[name][fold][1]] = proba
                     if not refit[name]:
                         fold_models[name][fold] = fitted
                         fold_seconds[name] += seconds
@@ -284,6 +405,30 @@ class Ensemble(ClassifierMixin, BaseEstimator):
                           "sha256": data_hash(next(iter(texts.values())), codes)}
         self._fit_combiner(combiner)
         return self
+
+    def folds(self, codes: np.ndarray, classes: np.ndarray | None = None
+              ) -> dict[str, list[tuple[np.ndarray, np.ndarray]]]:
+        """Each member's (training rows, held-out rows) pairs: the folds of its out-of-fold
+        probabilities (``member_cv`` or ``cv`` of them, shuffled with ``random_state``).
+
+        Parameters
+        ----------
+        codes : ndarray of int, shape (n_rows,)
+            Class codes (see :func:`engine.data.encode_labels`).
+        classes : ndarray or None
+            The original labels, named in the error when a class has too few rows.
+
+        Returns
+        -------
+        dict of str to list of (ndarray, ndarray)
+            By member name, in member order.
+        """
+        n_folds = {name: (self.member_cv or {}).get(name, self.cv) for name in self.members}
+        check_folds(codes, np.unique(codes) if classes is None else classes,
+                    max(n_folds.values()))
+        by_k = {k: list(StratifiedKFold(k, shuffle=True, random_state=self.random_state)
+                        .split(np.zeros(len(codes)), codes)) for k in set(n_folds.values())}
+        return {name: by_k[k] for name, k in n_folds.items()}
 
     def _fit_combiner(self, combiner: Combiner) -> None:
         names = list(self.members_)

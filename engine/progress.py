@@ -21,6 +21,9 @@ class _Silent:
     def advance(self, description: str = "") -> None:
         """Nothing to show."""
 
+    def set(self, completed: float, description: str = "") -> None:
+        """Nothing to show."""
+
 
 class _Bar:
     def __init__(self, progress: Progress, task: int) -> None:
@@ -29,12 +32,16 @@ class _Bar:
     def advance(self, description: str = "") -> None:
         self.progress.update(self.task, advance=1, description=description)
 
+    def set(self, completed: float, description: str = "") -> None:
+        self.progress.update(self.task, completed=completed, description=description)
+
 
 @contextlib.contextmanager
-def fit_progress(total: int, verbose: bool, title: str = "fitting") -> Iterator[_Bar | _Silent]:
+def fit_progress(total: float, verbose: bool, title: str = "fitting") -> Iterator[_Bar | _Silent]:
     """A bar on stderr when ``verbose`` and stderr is a terminal; otherwise nothing.
 
-    Call ``advance(description)`` once per finished fit.
+    Call ``advance(description)`` once per finished fit, or ``set(completed,
+    description)`` for a bar over something else (seconds of a tuning budget).
     """
     console = Console(stderr=True)
     if not verbose or not sys.stderr.isatty():

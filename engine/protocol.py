@@ -32,6 +32,12 @@ class ModelPluginProtocol(Protocol):
 
     The static type of every member (``build_member``, ``Ensemble.members_``):
     a type checker tells a plugin author what is missing before anything runs.
+
+    Optional: a classmethod ``search_space(params=None)`` returning
+    ``{parameter: Float | Int | Categorical}`` (:mod:`engine.search_space`),
+    the parameters worth tuning and their ranges; ``params`` are the
+    member's fixed parameters, for a space that depends on them.
+    ``ensemble tune`` searches it; a plugin without one is left as configured.
     """
 
     name: ClassVar[str]
@@ -108,6 +114,22 @@ class ModelPlugin(BaseEstimator):
         """Inverse of :meth:`save`; the loaded plugin predicts identical probabilities."""
         with trusting(cls.trusted_types):
             return load_state(cls, directory)
+
+    @classmethod
+    def search_space(cls, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The parameters worth tuning and their ranges: nothing unless a subclass says so.
+
+        Parameters
+        ----------
+        params : dict or None
+            The member's fixed parameters, for a space that depends on them.
+
+        Returns
+        -------
+        dict of str to Float, Int or Categorical
+            See :mod:`engine.search_space`.
+        """
+        return {}
 
     def predict(self, X: Sequence[str]) -> np.ndarray:
         """Class codes with the highest probability."""

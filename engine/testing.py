@@ -84,7 +84,9 @@ def check_plugin(cls: type, params: dict[str, Any] | None = None,
     two fits with the same ``random_state`` give identical probabilities;
     predicting before fit, and X/y of different lengths, raise errors; a
     string in its saved JSON files replaced by an import string is never
-    imported by load, predict or a refit of the clone.
+    imported by load, predict or a refit of the clone; an optional
+    ``search_space()`` names only constructor parameters, with ranges of
+    Float, Int or Categorical whose ends (and every choice) the plugin accepts.
     """
     params = dict(params or {})
     _check(isinstance(getattr(cls, "name", None), str) and bool(cls.name), cls,
@@ -99,6 +101,7 @@ def check_plugin(cls: type, params: dict[str, Any] | None = None,
                f"constructor must store parameter {key!r} unchanged (scikit-learn convention)")
     if "random_state" in got and got["random_state"] is None:
         params["random_state"] = seed
+    _check_search_space(cls, params, got)
 
     _check(_raises(lambda: cls(**params).predict_proba(["text"])) is not None, cls,
            "predict_proba before fit must raise (e.g. sklearn's NotFittedError)")
@@ -131,6 +134,26 @@ def check_plugin(cls: type, params: dict[str, Any] | None = None,
     X, y = make_text_dataset(2, seed=seed)
     _check(_raises(lambda: cls(**params).fit(X, y[:-3])) is not None, cls,
            "fit with X and y of different lengths must raise")
+
+
+def _check_search_space(cls: type, params: dict[str, Any], got: dict[str, Any]) -> None:
+    from engine.errors import EnsembleError
+    from engine.search_space import declared_space, points
+
+    if getattr(cls, "search_space", None) is None:
+        return
+    try:
+        space = declared_space(cls, params)
+    except EnsembleError as exc:
+        raise AssertionError(f"{cls.__name__}: {exc}") from None
+    for key, dist in space.items():
+        _check(key in got, cls, f"search_space() names {key!r}, which is not a constructor "
+                                f"parameter ({', '.join(sorted(got))})")
+        for value in points(dist):
+            model = cls(**{**params, key: value})
+            error = _raises(model._check_params) if hasattr(model, "_check_params") else None
+            _check(error is None, cls, f"search_space() range of {key!r} holds {value!r}, which "
+                                       f"the plugin rejects: {error}")
 
 
 def _check_save_load(cls: type, model: Any, X: list[str], proba: np.ndarray,

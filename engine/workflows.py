@@ -40,6 +40,14 @@ def _member_columns(config: Config) -> list[str]:
             for c in ([cols] if isinstance(cols, str) else cols)]
 
 
+def training_rows(config: Config, holdout: bool = False) -> pd.DataFrame:
+    """The config's training rows; with ``holdout``, without its validation split."""
+    frame = read_labelled(config.data.train, config.data, _member_columns(config))
+    if holdout:
+        frame = holdout_split(frame, config.data.validation_split, config.data.split_seed)[0]
+    return frame
+
+
 def fit_config(config: Config, output: str | Path | None = None,
                **overrides: Any) -> tuple[Ensemble, Path]:
     """Fit the config's ensemble on all its training rows and save it.

@@ -20,6 +20,7 @@ from engine.io.keras_files import check_keras_archive
 from engine.io.schema import read_checked
 from engine.io.state import load_state, save_state
 from engine.protocol import POSITIVE_INT, proba_from_output
+from engine.search_space import Categorical, Float, Int
 from plugins._tensorflow import import_tensorflow, seed_keras
 
 ARCHITECTURES = ("dense", "lstm", "gru", "bilstm", "conv1d", "mean-embedding", "multi-hot")
@@ -137,6 +138,20 @@ class KerasText(ModelPlugin):
         self.class_weight = class_weight
         self.random_state = random_state
         self.verbose = verbose
+
+    @classmethod
+    def search_space(cls, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Training and size settings, plus those of the chosen architecture."""
+        space: dict[str, Any] = {
+            "learning_rate": Float(1e-4, 1e-2, log=True), "epochs": Int(2, 10),
+            "batch_size": Categorical([16, 32, 64]), "dropout": Float(0.0, 0.5),
+            "embedding_dim": Int(16, 256, log=True), "sequence_length": Int(10, 60)}
+        architecture = (params or {}).get("architecture", "dense")
+        if architecture in ("lstm", "gru", "bilstm"):
+            space["units"] = Int(16, 128, log=True)
+        elif architecture == "conv1d":
+            space.update(filters=Int(16, 128, log=True), kernel_size=Int(2, 7))
+        return space
 
     # -- checks ------------------------------------------------------------------
 

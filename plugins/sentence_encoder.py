@@ -19,6 +19,7 @@ from engine.io.state import load_state, save_state
 from engine.io.trust import refuse_stored
 from engine.protocol import POSITIVE_INT, proba_by_code, proba_from_output
 from engine.registry import get_registry
+from engine.search_space import Float, Int
 from plugins._tensorflow import import_tensorflow, seed_keras
 
 HEADS = ("logistic", "dense")
@@ -100,6 +101,14 @@ class SentenceEncoderClassifier(ModelPlugin):
         if not self.cache:
             return encoder.encode(texts)
         return FeatureCache().encode(encoder, texts, write=write)
+
+    @classmethod
+    def search_space(cls, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The head's settings (the encoder is frozen): C, or the dense head's size and training."""
+        if (params or {}).get("head", "logistic") == "logistic":
+            return {"C": Float(0.01, 100.0, log=True)}
+        return {"hidden_units": Int(16, 256, log=True), "epochs": Int(2, 15),
+                "learning_rate": Float(1e-4, 1e-2, log=True)}
 
     def fit(self, X: Sequence[str], y: np.ndarray) -> SentenceEncoderClassifier:
         self._check_params()

@@ -49,6 +49,11 @@ class SklearnPipeline(ModelPlugin):
         self.pipeline = pipeline
         self.random_state = random_state
 
+    @classmethod
+    def search_space(cls, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Nothing: the pipeline is the user's; give ranges in ``[tune.space.<member>]``."""
+        return {}
+
     def _make_pipeline(self) -> Any:
         """An unfitted estimator built from the parameters."""
         spec = build_estimator(self.pipeline)

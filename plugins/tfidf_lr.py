@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
 from engine import hookimpl
+from engine.search_space import Categorical, Float, Int
 from plugins.sklearn_pipeline import SklearnPipeline
 
 
@@ -54,6 +57,15 @@ class TfidfLR(SklearnPipeline):
         self.C = C
         self.class_weight = class_weight
         self.random_state = random_state
+
+    @classmethod
+    def search_space(cls, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Regularisation, n-grams (longer for characters than for words), cut-off, weights."""
+        chars = (params or {}).get("analyzer", "word") != "word"
+        ngrams = [(1, 4), (2, 4), (2, 5), (2, 6), (3, 6)] if chars else [(1, 1), (1, 2), (1, 3)]
+        return {"C": Float(0.03, 100.0, log=True), "ngram_range": Categorical(ngrams),
+                "min_df": Int(1, 5), "sublinear_tf": Categorical([False, True]),
+                "class_weight": Categorical([None, "balanced"])}
 
     def _make_pipeline(self) -> Pipeline:
         return Pipeline([

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.naive_bayes import MultinomialNB
 from sklearn.pipeline import Pipeline
 
 from engine import hookimpl
+from engine.search_space import Categorical, Float, Int
 from plugins.sklearn_pipeline import SklearnPipeline
 
 
@@ -47,6 +50,13 @@ class TfidfNB(SklearnPipeline):
         self.sublinear_tf = sublinear_tf
         self.lowercase = lowercase
         self.alpha = alpha
+
+    @classmethod
+    def search_space(cls, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Smoothing, n-grams, rare-term cut-off and tf scaling."""
+        return {"alpha": Float(1e-3, 3.0, log=True),
+                "ngram_range": Categorical([(1, 1), (1, 2), (1, 3)]),
+                "min_df": Int(1, 5), "sublinear_tf": Categorical([False, True])}
 
     def _make_pipeline(self) -> Pipeline:
         return Pipeline([

@@ -31,6 +31,7 @@ from engine.io.schema import CONFIG, read_checked, schema
 from engine.io.state import load_state, save_state
 from engine.io.trust import refuse_stored
 from engine.protocol import POSITIVE_INT
+from engine.search_space import Categorical, Float, Int
 from plugins._tensorflow import import_tensorflow, seed_keras
 from plugins.transformer_batches import (
     HIDDEN,
@@ -266,6 +267,13 @@ class Transformer(ModelPlugin):
         self.predict_batch_size = predict_batch_size
         self.random_state = random_state
         self.verbose = verbose
+
+    @classmethod
+    def search_space(cls, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Fine-tuning settings; each trial is K fine-tunings, so give it a long --time."""
+        return {"learning_rate": Float(1e-5, 1e-4, log=True), "epochs": Int(1, 5),
+                "max_length": Categorical([32, 48, 64, 96]), "dropout": Float(0.0, 0.3),
+                "weight_decay": Float(0.0, 0.1), "warmup": Float(0.0, 0.2)}
 
     # -- checks ------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ import pytest
 from engine.cli import build_parser, main
 
 COMMANDS = ["fit", "predict", "evaluate", "report", "recombine", "submit", "plugins", "cache",
-            "demo"]
+            "demo", "tune"]
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-HEAVY = ("sklearn", "pandas", "tensorflow", "keras", "joblib", "matplotlib")
+HEAVY = ("sklearn", "pandas", "tensorflow", "keras", "joblib", "matplotlib", "optuna")
 
 PROBE = """
 import sys
@@ -22,7 +22,8 @@ print(sorted(m for m in {heavy!r} if m in sys.modules))
 """
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["--version"], ["predict", "--help"]])
+@pytest.mark.parametrize("argv", [["--help"], ["--version"], ["predict", "--help"],
+                                  ["tune", "--help"]])
 def test_cli_answers_without_importing_heavy_libraries(argv):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get(
         "PYTHONPATH", "")])}

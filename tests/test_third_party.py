@@ -20,7 +20,8 @@ def installed(tmp_path_factory):
                     "--no-build-isolation", "--target", str(target),
                     str(ROOT / "examples" / "third_party_plugin")],
                    check=True, stdin=subprocess.DEVNULL, capture_output=True)
-    env = {**os.environ, "PYTHONPATH": str(target)}
+    # the engine under test (this checkout) with the plugin installed beside it
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(target), str(ROOT)])}
     return env
 
 

@@ -128,6 +128,11 @@ class Combiner(BaseEstimator):
             raise ModelDirectoryError("the combiner's members_ must be distinct member names; "
                                       "the model directory is damaged")
 
+    @classmethod
+    def search_space(cls, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The parameters worth tuning (:mod:`engine.search_space`); none by default."""
+        return {}
+
     def _check(self, P: np.ndarray) -> np.ndarray:
         check_is_fitted(self, "members_")
         P = np.asarray(P, dtype=float)

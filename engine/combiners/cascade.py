@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from engine.combiners.base import Combiner
 from engine.constraints import Interval, validate_params
 from engine.errors import ConfigError, ModelDirectoryError
+from engine.search_space import Float
 
 
 class CascadeCombiner(Combiner):
@@ -54,6 +56,11 @@ class CascadeCombiner(Combiner):
     def __init__(self, order: Sequence[str] | None = None, *, margin: float = 0.2) -> None:
         self.order = order
         self.margin = margin
+
+    @classmethod
+    def search_space(cls, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """How sure a member must be to answer (wider: fewer rows reach the expensive ones)."""
+        return {"margin": Float(0.02, 0.5)}
 
     def _fit(self, P: np.ndarray, y: np.ndarray, features: np.ndarray | None) -> None:
         validate_params(self, {"margin": [Interval(float, 0, 0.5, "right")]})

@@ -9,6 +9,7 @@ import numpy as np
 from engine.combiners.base import Combiner
 from engine.constraints import Interval, Options, validate_params
 from engine.metrics import SCORERS
+from engine.search_space import Int
 
 
 class SelectionCombiner(Combiner):
@@ -52,6 +53,11 @@ class SelectionCombiner(Combiner):
     def __init__(self, n_iter: int = 50, *, metric: str = "log_loss") -> None:
         self.n_iter = n_iter
         self.metric = metric
+
+    @classmethod
+    def search_space(cls, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Rounds of greedy selection (more rounds: finer weights, more risk of overfitting)."""
+        return {"n_iter": Int(5, 200, log=True)}
 
     def _fit(self, P: np.ndarray, y: np.ndarray, features: np.ndarray | None) -> None:
         validate_params(self, {"metric": [Options(*SCORERS)],

@@ -10,6 +10,7 @@ from sklearn.svm import LinearSVC
 
 from engine import ModelPlugin, hookimpl
 from engine.protocol import proba_by_code
+from engine.search_space import Categorical, Float
 
 __version__ = "0.1.0"
 
@@ -38,6 +39,12 @@ class CharSVM(ModelPlugin):
         self.C = C
         self.calibration_cv = calibration_cv
         self.random_state = random_state
+
+    @classmethod
+    def search_space(cls, params=None):
+        """What `ensemble tune` searches: regularisation and n-gram sizes."""
+        return {"C": Float(0.01, 10.0, log=True),
+                "ngram_range": Categorical([(1, 4), (2, 5), (3, 6)])}
 
     def fit(self, X, y):
         texts, codes = self._validate_fit(X, y)
