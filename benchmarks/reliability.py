@@ -76,47 +76,17 @@ def main() -> None:
             inputs[event["kind"]] += event["inputs"]
     rows = [f"| {kind} | {n} |" for kind, n in sorted(inputs.items())]
     rows.append(f"| **total hostile inputs** | **{sum(inputs.values())}** |")
-    model = crash.get("crash-model", {})
-    cache = crash.get("crash-cache", {})
-    submit = crash.get("crash-submit", {})
-    loads = crash.get("crash-load", {})
-    extra = [
-        "", "## kill -9 while writing (tests/crash_harness.py)", "",
-        "| writer | cycles | survived whole | lost or mixed |", "|---|---|---|---|",
-        f"| `Ensemble.save` (old or new model loads, sha256 verified) | {model.get('cycles')} | "
-        f"{model.get('old_or_new')} | {model.get('lost', 0) + model.get('mixed', 0)} |",
-        f"| feature cache ({cache.get('entries_checked')} entries checked after the kills) | "
-        f"{cache.get('cycles')} | {cache.get('entries_checked', 0) - cache.get('damaged', 0)} "
-        f"entries | {cache.get('damaged')} damaged |",
-        f"| `submit`/`predict` output CSV | {submit.get('cycles')} | {submit.get('old_or_new')} | "
-        f"{submit.get('partial')} |",
-        "", "## Loads while another process saves the same model", "",
-        "| loads | saves meanwhile | spurious failures | mixed (neither old nor new) | seconds |",
-        "|---|---|---|---|---|",
-        f"| {loads.get('loads')} | {loads.get('saves_meanwhile')} | {loads.get('failures')} | "
-        f"{loads.get('mixed')} | {loads.get('seconds')} |",
-        "", "Before the shared read lock (commit 4f8e1cf, the same harness): 41 of 1,000 such "
-            "loads failed with \"changed since it was saved\" (311 saves meanwhile).",
-        "", f"Models lost: **{model.get('lost', 'n/a')}**. Hidden temporaries that kills left "
-            f"behind: model saves {model.get('leftovers_after_next_save')} after the next save "
-            f"(it removes them under the lock); cache {cache.get('temporaries_left')} files; "
-            f"submission {submit.get('temporaries_left')} files (`.NAME.tmp-*`, never read).",
-        "", "## Hostile model directories (tests/test_model_fuzz.py, tests/test_hostile_models.py)",
-        "", f"{fuzz['inputs']} mutations of manifest and state fields (rehashed, as an attacker "
-            f"would): {fuzz['loaded']} loaded and predicted, {fuzz['refused']} refused in one "
-            f"line, 0 other exceptions, 0 hangs (slowest {fuzz['slowest_seconds']} s; the limit "
-            f"is 10 s, or 3x an unchanged model's load, {fuzz['baseline_seconds']} s at most "
-            f"here), 0 payload imports, 0 files written. Peak RSS of the fuzzing process "
-            f"(TensorFlow and the models included): {fuzz['peak_rss_mb']} MB.",
-        "", "## Test outcomes", "",
-        "| test file | passed | failed | skipped |", "|---|---|---|---|",
-        *[f"| {name} | {o['passed']} | {o['failed']} | {o['skipped']} |"
-          for name, o in sorted(outcomes.items())],
-        "", f"pytest exit status {result.returncode}; {seconds:.0f} s.",
-    ]
+    extra = [*_kill_section(crash), *_loads_section(crash.get("crash-load")),
+             *_fuzz_section(fuzz),
+             "", "## Test outcomes", "",
+             "| test file | passed | failed | skipped |", "|---|---|---|---|",
+             *[f"| {name} | {o['passed']} | {o['failed']} | {o['skipped']} |"
+               for name, o in sorted(outcomes.items())],
+             "", f"pytest exit status {result.returncode}; {seconds:.0f} s."]
     report("reliability" if args.suite == "all" else "reliability-models",
            "Reliability and security: measured", [
-        f"Hypothesis profile `{args.profile}`; {args.cycles} kill -9 cycles per writer. "
+        f"Hypothesis profile `{args.profile}`"
+        + (f"; {args.cycles} kill -9 cycles per writer. " if crash else ". ") +
         "Hostile inputs by kind (each either worked or failed with a one-line error and left no "
         "partial file; any other outcome fails the test):",
     ], ["kind of input", "inputs tried"], rows,
@@ -124,6 +94,56 @@ def main() -> None:
                                                                outcomes.items()},
          "fuzz": dict(fuzz), "pytest_exit": result.returncode, "seconds": seconds}, extra)
     sys.exit(result.returncode)
+
+
+# A section only for what the suite ran (--suite models runs no kill -9 cycles).
+def _kill_section(crash: dict) -> list[str]:
+    model, cache, submit = (crash.get(f"crash-{k}") for k in ("model", "cache", "submit"))
+    if not (model and cache and submit):
+        return []
+    return [
+        "", "## kill -9 while writing (tests/crash_harness.py)", "",
+        "| writer | cycles | survived whole | lost or mixed |", "|---|---|---|---|",
+        f"| `Ensemble.save` (old or new model loads, sha256 verified) | {model['cycles']} | "
+        f"{model['old_or_new']} | {model.get('lost', 0) + model.get('mixed', 0)} |",
+        f"| feature cache ({cache['entries_checked']} entries checked after the kills) | "
+        f"{cache['cycles']} | {cache['entries_checked'] - cache['damaged']} "
+        f"entries | {cache['damaged']} damaged |",
+        f"| `submit`/`predict` output CSV | {submit['cycles']} | {submit['old_or_new']} | "
+        f"{submit['partial']} |",
+        "", f"Models lost: **{model.get('lost', 0)}**. Hidden temporaries that kills left "
+            f"behind: model saves {model.get('leftovers_after_next_save')} after the next save "
+            f"(it removes them under the lock); cache {cache.get('temporaries_left')} files; "
+            f"submission {submit.get('temporaries_left')} files (`.NAME.tmp-*`, never read).",
+    ]
+
+
+def _loads_section(loads: dict | None) -> list[str]:
+    if not loads:
+        return []
+    return [
+        "", "## Loads while another process saves the same model", "",
+        "| loads | saves meanwhile | spurious failures | mixed (neither old nor new) | seconds |",
+        "|---|---|---|---|---|",
+        f"| {loads['loads']} | {loads['saves_meanwhile']} | {loads['failures']} | "
+        f"{loads['mixed']} | {loads['seconds']} |",
+        "", "Before the shared read lock (commit 4f8e1cf, the same harness): 41 of 1,000 such "
+            "loads failed with \"changed since it was saved\" (311 saves meanwhile).",
+    ]
+
+
+def _fuzz_section(fuzz: dict) -> list[str]:
+    if not fuzz:
+        return []
+    return [
+        "", "## Hostile model directories (tests/test_model_fuzz.py, tests/test_hostile_models.py)",
+        "", f"{fuzz['inputs']} mutations of manifest and state fields (rehashed, as an attacker "
+            f"would): {fuzz['loaded']} loaded and predicted, {fuzz['refused']} refused in one "
+            f"line, 0 other exceptions, 0 hangs (slowest {fuzz['slowest_seconds']} s; the limit "
+            f"is 10 s, or 3x an unchanged model's load, {fuzz['baseline_seconds']} s at most "
+            f"here), 0 payload imports, 0 files written. Peak RSS of the fuzzing process "
+            f"(TensorFlow and the models included): {fuzz['peak_rss_mb']} MB.",
+    ]
 
 
 if __name__ == "__main__":
