@@ -140,10 +140,18 @@ def test_signature_by_an_untrusted_key_is_refused(copy, keys):
         load(copy, verify_with=keys["author_pub"])
 
 
-def test_garbled_signature_file_is_refused(copy, keys):
-    (copy / "signature.json").write_text('{"algorithm": "ed25519", "key": "x"}')
-    with pytest.raises(SignatureError, match="not a valid ensemble-engine signature"):
+@pytest.mark.parametrize("text, reason", [
+    ('{"algorithm": "ed25519", "key": "x"}', "is not valid at"),
+    ("[" * 100_000 + "]" * 100_000, "nests deeper than"),
+    ('{"format": 1, "algorithm": "ed25519", "key": "SHA256:' + "A" * 43
+     + '", "signature": "' + "A" * 86 + '==", "run": "os:system"}', "Additional properties"),
+    ("\x00" * 10, "not valid JSON"),
+])
+def test_garbled_signature_file_is_refused_in_one_line(copy, keys, text, reason):
+    (copy / "signature.json").write_text(text)
+    with pytest.raises(SignatureError, match="not a valid ensemble-engine signature") as info:
         load(copy, verify_with=keys["author_pub"])
+    assert reason in str(info.value) and "\n" not in str(info.value)
 
 
 def test_a_changed_model_is_never_signed(signed_model, keys, tmp_path, capsys):

@@ -136,6 +136,14 @@ STATE_SCHEMA = schema({**CONFIG, "propertyNames": {"pattern": r"^[A-Za-z][A-Za-z
                        "properties": {"n_classes_": {"type": "integer", "minimum": 2,
                                                      "maximum": MAX_COUNT}}})
 ANY_JSON_SCHEMA = schema({"$ref": "#/$defs/json"})
+# signature.json: an Ed25519 signature (64 bytes, base64) and its key's SHA256 fingerprint.
+SIGNATURE_SCHEMA = schema({
+    "type": "object", "required": ["format", "algorithm", "key", "signature"],
+    "additionalProperties": False,
+    "properties": {"format": {"const": 1}, "algorithm": {"const": "ed25519"},
+                   "key": {"type": "string", "pattern": r"^SHA256:[A-Za-z0-9+/]{43}$"},
+                   "signature": {"type": "string", "pattern": r"^[A-Za-z0-9+/]{86}==$"}},
+})
 
 
 _VALIDATORS: dict[int, Any] = {}

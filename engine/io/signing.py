@@ -37,7 +37,9 @@ from typing import Any
 
 from engine.errors import EnsembleError, ModelDirectoryError
 from engine.io.atomic import atomic_write, locked
+from engine.io.files import MAX_JSON_BYTES, parse_json, read_bytes
 from engine.io.integrity import SIGNATURE, verify_files
+from engine.io.schema import MANIFEST_SCHEMA, SIGNATURE_SCHEMA, validate
 
 MANIFEST = "manifest.json"
 DOMAIN = b"ensemble-engine model manifest v1\0"
@@ -208,20 +210,14 @@ def _read_signature(path: Path) -> dict[str, Any] | None:
     if not os.path.lexists(file):
         return None
     try:
-        record = json.loads(_read_small(file, "signature"))
-    except (ValueError, UnicodeDecodeError):
-        record = None
-    ok = isinstance(record, dict) and record.get("algorithm") == "ed25519" and \
-        isinstance(record.get("key"), str) and isinstance(record.get("signature"), str)
-    if ok:
-        try:
-            record["bytes"] = base64.b64decode(record["signature"], validate=True)
-        except ValueError:
-            ok = False
-    if not ok or len(record["bytes"]) != 64:
-        raise SignatureError(f"{file} is not a valid ensemble-engine signature; the model is "
-                             f"not the one that was signed: get it again from its author")
-    return record
+        record = validate(parse_json(read_bytes(file, MAX_KEY_BYTES), SIGNATURE),
+                          SIGNATURE_SCHEMA, SIGNATURE)
+        return {**record, "bytes": base64.b64decode(record["signature"], validate=True)}
+    except (ModelDirectoryError, ValueError) as exc:
+        reason = str(exc).removesuffix("; refusing to load")
+        raise SignatureError(f"{file} is not a valid ensemble-engine signature ({reason}); the "
+                             f"model is not the one that was signed: get it again from its "
+                             f"author") from None
 
 
 def check_signature(path: Path, manifest: dict[str, Any], policy: TrustPolicy
@@ -255,7 +251,7 @@ def check_signature(path: Path, manifest: dict[str, Any], policy: TrustPolicy
                              f"trusted keys ({policy.source}); add its author's public key "
                              f"there only if you trust them, or get the model from a trusted "
                              f"author")
-    data = _read_small(path / MANIFEST, "manifest")
+    data = read_bytes(path / MANIFEST, MAX_JSON_BYTES)
     try:
         key.verify(record["bytes"], DOMAIN + data)
     except InvalidSignature:
@@ -263,7 +259,7 @@ def check_signature(path: Path, manifest: dict[str, Any], policy: TrustPolicy
                              f"signed (the signature does not match): the model was changed "
                              f"after it was signed; do not use it, get it again from its "
                              f"author") from None
-    if json.loads(data) != manifest:
+    if parse_json(data, MANIFEST) != manifest:
         raise SignatureError(f"{MANIFEST} in {path} changed while it was being loaded; "
                              f"load it again")
     return record["key"]
@@ -360,12 +356,12 @@ def sign_model(path: str | Path, key_path: str | Path) -> str:
         raise EnsembleError(f"{path} is not a model directory (no {MANIFEST}); sign the "
                             f"directory `ensemble fit` wrote")
     with locked(path, wait_for_readers=True):
-        data = _read_small(path / MANIFEST, "manifest")
+        data = read_bytes(path / MANIFEST, MAX_JSON_BYTES)
         try:
-            files = json.loads(data)["files"]
-        except (ValueError, KeyError, TypeError):
-            raise EnsembleError(f"{path / MANIFEST} is not a valid manifest; refusing to sign "
-                                f"it") from None
+            files = validate(parse_json(data, MANIFEST), MANIFEST_SCHEMA, MANIFEST)["files"]
+        except ModelDirectoryError as exc:
+            raise EnsembleError(f"{str(exc).removesuffix('; refusing to load')}; refusing to "
+                                f"sign it") from None
         verify_files(path, files, MANIFEST)
         signer = fingerprint(key.public_key())
         record = {"format": 1, "algorithm": "ed25519", "key": signer,
