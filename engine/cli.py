@@ -307,7 +307,12 @@ def cmd_keygen(args: argparse.Namespace) -> None:
 
 def _apply_signing(args: argparse.Namespace) -> None:
     """--trusted-keys and --require-signature, as the environment worker processes inherit."""
-    from engine.io.signing import REQUIRE_ENV, TRUSTED_KEYS_ENV, trust_policy
+    from engine.io.signing import (
+        REQUIRE_ENV,
+        TRUSTED_KEYS_ENV,
+        signature_required_by_env,
+        trust_policy,
+    )
 
     if not hasattr(args, "trusted_keys"):  # this command loads no model
         return
@@ -315,7 +320,7 @@ def _apply_signing(args: argparse.Namespace) -> None:
         os.environ[TRUSTED_KEYS_ENV] = str(Path(args.trusted_keys).expanduser().resolve())
     if args.require_signature:
         os.environ[REQUIRE_ENV] = "1"
-    if os.environ.get(REQUIRE_ENV) and not os.environ.get(TRUSTED_KEYS_ENV):
+    if signature_required_by_env() and not os.environ.get(TRUSTED_KEYS_ENV):
         raise ValueError("--require-signature needs the public keys you trust: "
                          "--trusted-keys FILE (or ENSEMBLE_TRUSTED_KEYS=FILE)")
     if os.environ.get(TRUSTED_KEYS_ENV):

@@ -45,6 +45,7 @@ MARKER_TEXT = ("Signature: 8a477f597d28d172789f06886806bc55\n"
 _FOLDER, _SHARD = re.compile(r"[0-9a-f]{16}"), re.compile(r"[0-9a-f]{2}")
 _ENTRY = re.compile(r"\.?[0-9a-f]{64}(?:\.[0-9a-f]{8})?")
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_READ = os.O_RDONLY | _NOFOLLOW | getattr(os, "O_NONBLOCK", 0)  # a planted FIFO never blocks
 MEMORY_ENTRIES = 200_000  # about 400 MB of 512-d vectors kept in memory per process
 
 # Prediction reads the cache but fills it only when asked: by the engine while it predicts
@@ -120,7 +121,7 @@ def cache_key(directory: Path) -> bytes:
     path = directory / KEY_FILE
     for _ in range(2):
         try:
-            fd = os.open(path, os.O_RDONLY | _NOFOLLOW)
+            fd = os.open(path, _READ)
         except FileNotFoundError:
             tmp = directory / f".{KEY_FILE}.{uuid.uuid4().hex[:8]}"
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600)
@@ -134,7 +135,7 @@ def cache_key(directory: Path) -> bytes:
             continue
         with os.fdopen(fd, "rb") as handle:
             info = os.fstat(handle.fileno())
-            key = handle.read(KEY_BYTES + 1)
+            key = handle.read(KEY_BYTES + 1) if stat.S_ISREG(info.st_mode) else b""
         if not stat.S_ISREG(info.st_mode) or stat.S_IMODE(info.st_mode) & 0o077 or \
                 len(key) != KEY_BYTES or (hasattr(os, "geteuid") and info.st_uid != os.geteuid()):
             raise CacheError(f"feature cache key {path} is not a private 32-byte file of yours; "
@@ -205,9 +206,9 @@ class FeatureCache:
         if self._open() is None:
             return None
         try:
-            fd = os.open(path, os.O_RDONLY | _NOFOLLOW)
+            fd = os.open(path, _READ)
             with os.fdopen(fd, "rb") as handle:
-                raw = handle.read(4 * dim + DIGEST + 1)
+                raw = handle.read(4 * dim + DIGEST + 1)  # a FIFO reads as empty: recomputed
         except OSError:
             return None
         payload, digest = raw[:-DIGEST], raw[-DIGEST:]

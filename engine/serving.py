@@ -42,6 +42,7 @@ if TYPE_CHECKING:  # numpy and pandas load with the first request, not with `ens
 from engine.errors import EnsembleError
 from engine.importing import require_extra
 from engine.io.outputs import csv_safe
+from engine.text_safety import clean
 
 ENVIRONMENT = "ENSEMBLE_SERVE"  # the settings uvicorn's worker processes start from
 JSON_TYPES = {str: "a string", int: "a number", float: "a number", bool: "a boolean",
@@ -557,10 +558,11 @@ def serve(model_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, work
     if workers == 1:
         app = create_app(model_dir, trusted=trusted, limits=limits)  # refuses a bad model here
     else:
-        from engine.io.integrity import verify_files
-        from engine.io.model_dir import read_manifest
+        from engine.ensemble import load_ensemble
 
-        verify_files(Path(model_dir), read_manifest(model_dir)["files"])
+        # every check a worker's load makes (signature, hashes, schemas, probe), once here:
+        # a refused model stops the command in one line, not each worker in a traceback loop
+        load_ensemble(model_dir, trusted=trusted)
         os.environ[ENVIRONMENT] = json.dumps({"model_dir": str(Path(model_dir).resolve()),
                                               "trusted": list(trusted),
                                               "limits": asdict(limits)})
@@ -573,7 +575,7 @@ def serve(model_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, work
                             factory=workers > 1, timeout_graceful_shutdown=10,
                             timeout_keep_alive=30)
     server = uvicorn.Server(config)
-    on_ready(f"serving {Path(model_dir).name} on http://{host}:{bound} with {workers} "
+    on_ready(f"serving {clean(Path(model_dir).name)} on http://{host}:{bound} with {workers} "
              f"worker{'s' if workers > 1 else ''} (API docs: http://{host}:{bound}/docs)")
     try:
         if workers == 1:

@@ -12,17 +12,27 @@ is a valid distribution name (:func:`package_hint`).
 from __future__ import annotations
 
 import re
+import unicodedata
 
-# C0 and C1 controls, DEL, zero-width and bidirectional formatting characters, BOM.
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
+# Every character outside printable ASCII is looked at; unicodedata decides which to escape:
+# controls (Cc), format characters (Cf: zero-width, bidirectional marks and overrides such as
+# U+061C and U+202E, soft hyphen, tag characters), surrogates, private use, line and
+# paragraph separators, and the Hangul fillers that render as blank.
+_CANDIDATE = re.compile(r"[^\x20-\x7e]")
+_UNSAFE_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Zl", "Zp"}
+_BLANK_LETTERS = {"\u115f", "\u1160", "\u3164", "\uffa0"}
 # PEP 508 / packaging's distribution-name rule, with a length cap: no URL, path or option.
 _PACKAGE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,98}[A-Za-z0-9])?")
 _VERSION = re.compile(r"[A-Za-z0-9.+!_-]{1,40}")
 
 
 def _escape(match: re.Match[str]) -> str:
-    code = ord(match.group())
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    char = match.group()
+    if unicodedata.category(char) not in _UNSAFE_CATEGORIES and char not in _BLANK_LETTERS:
+        return char
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 \
+        else f"\\U{code:08x}"
 
 
 def clean(text: object) -> str:
@@ -32,8 +42,10 @@ def clean(text: object) -> str:
     --------
     >>> clean("evil\\x1b]0;pwned\\x07 name\\nline")
     'evil\\\\x1b]0;pwned\\\\x07 name\\\\x0aline'
+    >>> clean("nb\\u061c\\U000e0041 caf\\u00e9 \\U0001f525")  # bidi mark, tag; é and 🔥 kept
+    'nb\\\\u061c\\\\U000e0041 café 🔥'
     """
-    return _UNSAFE.sub(_escape, str(text))
+    return _CANDIDATE.sub(_escape, str(text))
 
 
 def is_package_name(name: object) -> bool:

@@ -10,6 +10,8 @@ import os
 import pickle
 import resource
 import shutil
+import subprocess
+import sys
 import threading
 import time
 import zipfile
@@ -323,11 +325,53 @@ def test_a_keras_file_asking_for_a_billion_row_embedding_is_refused(keras_model,
     assert peak_rss_mb() - before < 200
 
 
-def test_a_protocol_0_pickle_is_refused_by_its_opcodes(copy):
-    (copy / "members" / "nb" / "state.json").write_bytes(
-        pickle.dumps({"payload": [1, 2]}, protocol=0))
+@pytest.mark.parametrize("protocol", [0, 1])
+@pytest.mark.parametrize("payload", [{"payload": [1, 2]}, list(range(100_000))],
+                         ids=["small", "800kb"])  # past the scanned head: cut mid-opcode
+def test_a_protocol_0_or_1_pickle_is_refused_by_its_opcodes(copy, protocol, payload):
+    (copy / "members" / "nb" / "state.json").write_bytes(pickle.dumps(payload, protocol=protocol))
     rehash(copy)
     refused(copy, "is a pickle")
+
+
+def test_a_folder_the_user_cannot_list_is_refused_not_skipped(copy, tmp_path):
+    # A file hidden in an unlistable folder was loaded by name (tar keeps mode 0111):
+    # an unsigned addition passed as the signed model. Root lists every folder, so the
+    # load runs without the capabilities that let it, as any other user's would.
+    hidden = copy / "combiner" / "hidden.json"
+    hidden.write_text("{}")
+    os.chmod(copy / "combiner", 0o111)
+    try:
+        done = subprocess.run(
+            ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--inh-caps=-all",
+             sys.executable, "-m", "engine.cli", "evaluate", str(copy)],
+            capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300)
+    finally:
+        os.chmod(copy / "combiner", 0o755)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "cannot list 'combiner'" in done.stderr and done.stderr.count("\n") == 1
+
+
+def test_a_fifo_planted_as_the_lock_file_never_hangs_loading_and_stops_a_save(copy):
+    os.mkfifo(copy.parent / f".{copy.name}.lock")
+    loaded = []
+    worker = threading.Thread(target=lambda: loaded.append(load(copy)), daemon=True)
+    worker.start()
+    worker.join(60)
+    assert loaded, "load waited on a FIFO lock file"
+    with pytest.raises(EnsembleError, match="is not a regular file"):
+        loaded[0].save(copy)
+    assert load(copy).predict(["a text"]).shape == (1,)
+
+
+def test_thousands_of_folders_or_deep_nesting_are_refused_in_one_line(copy):
+    deep = copy.joinpath(*["d"] * 40)
+    deep.mkdir(parents=True)
+    refused(copy, "nested deeper than 32 folders")
+    shutil.rmtree(copy / "d")
+    for i in range(5000):
+        (copy / f"e{i}").mkdir()
+    refused(copy, "over 4,096 files and folders")
 
 
 def test_huge_equal_weights_still_average(small_tweets):

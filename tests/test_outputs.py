@@ -117,6 +117,15 @@ def test_outputs_inside_a_model_directory_are_refused(workspace, tmp_path, capsy
     assert load(model).predict(["a text"]).shape == (1,)  # still loadable
 
 
+def test_an_output_through_a_link_into_a_model_directory_is_refused(workspace, tmp_path, capsys):
+    model = tmp_path / "model"
+    shutil.copytree(workspace / "model", model)
+    (tmp_path / "linkdir").symlink_to(model / "members")
+    assert predict(workspace, tmp_path / "linkdir" / "out.csv") == 2
+    assert "inside the model directory" in capsys.readouterr().err
+    assert load(model).predict(["a text"]).shape == (1,)  # still loadable
+
+
 def test_unknown_id_column_is_a_one_line_error(workspace, tmp_path, capsys):
     assert predict(workspace, tmp_path / "p.csv", "--id", "nosuchcol") == 2
     err = capsys.readouterr().err
@@ -157,6 +166,16 @@ def test_manifest_text_with_terminal_escapes_is_refused_without_echoing_them(hos
     assert "\x1b" not in done.stdout + done.stderr and "\x07" not in done.stderr
     assert "members/0/name" in done.stderr and "\\x1b]0;pwned" in done.stderr  # shown, escaped
     assert done.stderr.count("\n") == 1
+
+
+def test_invisible_and_bidi_characters_are_echoed_escaped(hostile):
+    manifest = json.loads((hostile / "manifest.json").read_text())
+    manifest["members"][0]["plugin"] = "nb\u061c\u00ad\U000e0041\u3164x"
+    (hostile / "manifest.json").write_text(json.dumps(manifest))
+    done = evaluate(hostile)
+    assert done.returncode == 2
+    assert "nb\\u061c\\xad\\U000e0041\\u3164x" in done.stderr
+    assert not any(c in done.stderr for c in "\u061c\u00ad\U000e0041\u3164")
 
 
 def test_a_missing_plugins_package_is_shown_only_if_it_is_a_package_name(hostile, capsys):

@@ -70,6 +70,27 @@ def test_a_planted_entry_is_recomputed_not_returned(cache_dir):
         assert np.array_equal(FeatureCache(cache_dir).encode(Lengths(), [text]), truth)
 
 
+def test_a_fifo_planted_as_an_entry_is_recomputed_not_waited_for(cache_dir):
+    cache = FeatureCache(cache_dir)
+    text = "Forest fire near La Ronge Sask. Canada"
+    truth = cache.encode(Lengths(), [text])
+    entry = next(cache._entries())
+    entry.unlink()
+    os.mkfifo(entry)  # a read would wait forever for a writer
+    FeatureCache.forget()
+    assert np.array_equal(FeatureCache(cache_dir).encode(Lengths(), [text]), truth)
+
+
+def test_a_fifo_planted_as_the_key_is_refused_in_one_line(cache_dir):
+    FeatureCache(cache_dir).encode(Lengths(), ["a text"])
+    key = next(p for p in cache_dir.iterdir() if p.is_file() and p.stat().st_size == 32)
+    key.unlink()
+    os.mkfifo(key)
+    FeatureCache.forget()
+    with pytest.raises(CacheError, match="not a private 32-byte file"):
+        FeatureCache(cache_dir).encode(Lengths(), ["another text"])
+
+
 def test_a_valid_entry_moved_to_another_texts_name_is_not_used(cache_dir):
     cache = FeatureCache(cache_dir)
     cache.encode(Lengths(), ["short", "a much longer text"])

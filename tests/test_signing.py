@@ -4,6 +4,8 @@ import json
 import os
 import shutil
 import stat
+import subprocess
+import sys
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -237,3 +239,38 @@ def test_a_trusted_keys_file_others_can_change_is_refused(signed_model, keys, tm
     os.chmod(trusted, 0o666)
     with pytest.raises(SignatureError, match="others can change it; run chmod 644"):
         load(signed_model / "model", verify_with=trusted)
+
+
+@pytest.mark.parametrize("value", ["on", "ON", " yes ", "1"])
+def test_any_on_value_of_the_environment_requires_a_signature(signed_model, keys, value,
+                                                              monkeypatch):
+    monkeypatch.setenv("ENSEMBLE_REQUIRE_SIGNATURE", value)
+    with pytest.raises(SignatureError, match="not signed"):
+        load(signed_model / "unsigned")
+
+
+def test_an_unclear_environment_value_is_an_error_not_off(signed_model, keys, monkeypatch,
+                                                          capsys):
+    monkeypatch.setenv("ENSEMBLE_REQUIRE_SIGNATURE", "enabled")
+    monkeypatch.setenv("ENSEMBLE_TRUSTED_KEYS", str(keys["author_pub"]))
+    assert main(["evaluate", str(signed_model / "unsigned")]) == 2
+    err = capsys.readouterr().err
+    assert "'enabled' is neither on nor off" in err and err.count("\n") == 1
+
+
+def test_signing_from_inside_the_model_directory_leaves_it_loadable(signed_model, keys,
+                                                                    tmp_path, monkeypatch):
+    shutil.copytree(signed_model / "unsigned", tmp_path / "m")
+    monkeypatch.chdir(tmp_path / "m")
+    assert main(["sign", ".", "--key", str(keys["author"])]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".m.lock", "m"]
+    assert load(tmp_path / "m", verify_with=keys["author_pub"]).signer_ == keys["author_fp"]
+
+
+def test_serve_with_workers_refuses_an_untrusted_signer_in_one_line(signed_model, keys):
+    done = subprocess.run(
+        [sys.executable, "-m", "engine.cli", "serve", str(signed_model / "model"), "--port", "0",
+         "--workers", "2", "--trusted-keys", str(keys["stranger_pub"]), "--require-signature"],
+        capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120)
+    assert done.returncode == 2 and "serving" not in done.stdout
+    assert "not among the trusted keys" in done.stderr and done.stderr.count("\n") == 1

@@ -160,18 +160,24 @@ def _open_lock(path: Path, write: bool) -> int | None:
     files behind) and gets None where there is none or it may not read it:
     the lock on the directory itself still keeps its read whole.
     """
+    path = Path(os.path.abspath(path))  # `sign .`: the lock goes beside the model, not in it
     lock = path.parent / f".{path.name}.lock"
-    if not write:
-        try:
-            return os.open(lock, os.O_RDONLY | _NOFOLLOW | _CLOEXEC)
-        except OSError:
-            return None
+    flags = _NOFOLLOW | _CLOEXEC | getattr(os, "O_NONBLOCK", 0)  # a FIFO must not block
     try:
-        return os.open(lock, os.O_RDWR | os.O_CREAT | _NOFOLLOW | _CLOEXEC, 0o666)
+        fd = os.open(lock, flags | (os.O_RDWR | os.O_CREAT if write else os.O_RDONLY), 0o666)
     except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise EnsembleError(f"{lock} is a symbolic link; remove it and save again") from None
-        raise
+        if not write:
+            return None
+        what = "a symbolic link" if exc.errno == errno.ELOOP else \
+            f"not usable ({exc.strerror or exc})"
+        raise EnsembleError(f"{lock} is {what}; remove it and save again") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        if not write:
+            return None
+        raise EnsembleError(f"{lock} is not a regular file (a FIFO, device or folder); "
+                            f"remove it and save again")
+    return fd
 
 
 @contextlib.contextmanager

@@ -8,12 +8,16 @@ import os
 import pickletools
 import stat
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 from engine.errors import ModelDirectoryError
 from engine.io.files import MAX_JSON_BYTES, open_file
 
 MAX_MODEL_BYTES = 4 << 30
+MAX_ENTRIES = 4096  # files and folders in a model directory (a saved model holds tens)
+MAX_DEPTH = 32  # folder levels
+PICKLE_SCAN_BYTES = 4096
 PICKLE_SUFFIXES = {".pkl", ".pickle", ".joblib", ".dill", ".cloudpickle"}
 # Written beside the manifest by engine.io.signing and not listed in it: it signs the manifest.
 SIGNATURE = "signature.json"
@@ -67,18 +71,23 @@ def is_pickle(path: Path, head: bytes | None = None) -> bool:
 
 
 def _parses_as_pickle(head: bytes) -> bool:
-    # Protocols 0 and 1 have no header: a file whose first 64 KiB are all valid pickle
-    # opcodes (or a whole pickle) is one. JSON, text, HDF5 and zip files fail at once.
+    # Protocols 0 and 1 have no header: a file whose first PICKLE_SCAN_BYTES are all valid
+    # pickle opcodes (the last one may be cut by the scan's end), or a whole pickle, is
+    # one. JSON, text, HDF5 and zip files fail at once. The scan is bounded: pure-Python
+    # opcode parsing costs about 0.4 ms per KiB.
+    head = head[:PICKLE_SCAN_BYTES]
     if not head:
         return False
+    stream, opcodes = io.BytesIO(head), 0
     with warnings.catch_warnings():  # decoding junk as string opcodes warns
         warnings.simplefilter("ignore")
         try:
-            for opcode, _, _ in pickletools.genops(io.BytesIO(head)):
+            for opcode, _, _ in pickletools.genops(stream):
                 if opcode.name == "STOP":
                     return True
-        except Exception:  # any parse error: not a pickle
-            return False
+                opcodes += 1
+        except Exception:  # a parse error: not a pickle, unless it is the scan's cut
+            return opcodes > 0 and stream.tell() >= len(head)
     return True
 
 
@@ -93,6 +102,39 @@ def max_model_bytes() -> int:
     return int(os.environ.get("ENSEMBLE_MAX_MODEL_BYTES", MAX_MODEL_BYTES))
 
 
+def _entries(path: Path) -> Iterator[tuple[str, os.stat_result]]:
+    """Every entry below ``path`` (relative name, lstat), sorted within each folder.
+
+    Refuses a folder it cannot list (``Path.rglob`` skips one silently, and a
+    loader could still open files inside it by name), more than
+    :data:`MAX_ENTRIES` entries, and nesting past :data:`MAX_DEPTH`; iterative,
+    so depth never becomes a RecursionError.
+    """
+    stack, count = [("", 0)], 0
+    while stack:
+        folder, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise ModelDirectoryError(f"{folder!r} in the model directory is nested deeper "
+                                      f"than {MAX_DEPTH} folders; refusing to load")
+        try:
+            with os.scandir(path / folder) as listing:
+                entries = sorted(listing, key=lambda e: e.name)
+        except OSError as exc:
+            raise ModelDirectoryError(f"cannot list {folder or '.'!r} in the model directory "
+                                      f"({exc.strerror or exc}); every folder of a model must "
+                                      f"be readable: chmod -R u+rX {path}") from None
+        count += len(entries)
+        if count > MAX_ENTRIES:
+            raise ModelDirectoryError(f"{path} holds over {MAX_ENTRIES:,} files and folders "
+                                      f"(a saved model holds tens); refusing to load")
+        for entry in entries:
+            relative = f"{folder}/{entry.name}" if folder else entry.name
+            info = entry.stat(follow_symlinks=False)
+            yield relative, info
+            if stat.S_ISDIR(info.st_mode):
+                stack.append((relative, depth + 1))
+
+
 def verify_files(path: Path, files: dict[str, str], manifest: str = "manifest.json") -> None:
     """Check the sha256 of every file listed in the manifest, and that nothing else is there.
 
@@ -100,10 +142,8 @@ def verify_files(path: Path, files: dict[str, str], manifest: str = "manifest.js
     or a terminal escape sequence.
     """
     total, limit = 0, max_model_bytes()
-    for found in sorted(path.rglob("*")):
-        relative = found.relative_to(path).as_posix()
-        info = found.lstat()
-        mode = info.st_mode
+    for relative, info in _entries(path):
+        found, mode = path / relative, info.st_mode
         total += info.st_size if stat.S_ISREG(mode) else 0
         if total > limit:
             raise ModelDirectoryError(f"{path} holds over {limit:,} bytes; refusing "

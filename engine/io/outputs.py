@@ -53,9 +53,11 @@ def to_stdout(path: str | Path | None) -> bool:
 
 def model_directory_around(path: str | Path) -> Path | None:
     """The model directory ``path`` would be inside, if any."""
-    for parent in Path(os.path.abspath(path)).parents:
-        if (parent / MODEL_MARKER).is_file():
-            return parent
+    # both as written and with links resolved: `-o link/out.csv` where link -> model/members
+    for spelled in (os.path.abspath(path), os.path.realpath(path)):
+        for parent in Path(spelled).parents:
+            if (parent / MODEL_MARKER).is_file():
+                return parent
     return None
 
 

@@ -177,6 +177,20 @@ def _as_keys(item: Any) -> tuple[list[Any], str]:
     raise AssertionError
 
 
+def signature_required_by_env() -> bool:
+    """``$ENSEMBLE_REQUIRE_SIGNATURE`` read strictly: a value neither on nor off is an error.
+
+    Reading ``on`` or ``enabled`` as off would load unsigned models the user meant to refuse.
+    """
+    value = os.environ.get(REQUIRE_ENV, "").strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    raise SignatureError(f"{REQUIRE_ENV}={os.environ[REQUIRE_ENV]!r} is neither on nor off; "
+                         f"set it to 1 (require signatures) or 0")
+
+
 def trust_policy(verify_with: Any = None, require_signature: bool | None = None) -> TrustPolicy:
     """The policy of :func:`engine.load`: keys given, else ``$ENSEMBLE_TRUSTED_KEYS``.
 
@@ -185,7 +199,7 @@ def trust_policy(verify_with: Any = None, require_signature: bool | None = None)
     ``$ENSEMBLE_REQUIRE_SIGNATURE=1`` (the CLI's ``--require-signature``) makes
     unsigned models an error.
     """
-    from_env = os.environ.get(REQUIRE_ENV, "").lower() in ("1", "true", "yes")
+    from_env = signature_required_by_env()
     if verify_with is None and os.environ.get(TRUSTED_KEYS_ENV):
         verify_with, implied = os.environ[TRUSTED_KEYS_ENV], False
     else:
@@ -350,7 +364,7 @@ def sign_model(path: str | Path, key_path: str | Path) -> str:
     never signed), under the save lock so no save swaps the directory
     meanwhile; ``signature.json`` is written atomically. Returns the fingerprint.
     """
-    path = Path(path)
+    path = Path(os.path.abspath(path))  # `sign .`: lock and temporaries beside the model
     key = load_private_key(key_path)
     if not (path / MANIFEST).is_file() or path.is_symlink():
         raise EnsembleError(f"{path} is not a model directory (no {MANIFEST}); sign the "
