@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from functools import cache
 from typing import Any
 
@@ -26,8 +25,10 @@ class BundledUSE(Encoder):
     Parameters
     ----------
     threads : int or None, default=None
-        BLAS threads; the machine's core count when None. (The package's own
-        default of 4 oversubscribes a 2-core machine and runs about 20x slower.)
+        BLAS threads. None: :func:`engine.parallel.compute_threads` (what
+        ``ensemble serve`` or a parallel worker allows, else the machine's
+        cores). (The package's own default of 4 oversubscribes a 2-core machine
+        and runs about 20x slower.)
     batch_size : int, default=128
     """
 
@@ -53,7 +54,9 @@ class BundledUSE(Encoder):
                                f"pip install {PACKAGE}") from None
 
     def _encode(self, texts: list[str]) -> Any:
-        return _model(self.threads or os.cpu_count() or 1).encode(texts)
+        from engine.parallel import compute_threads
+
+        return _model(self.threads or compute_threads()).encode(texts)
 
 
 @hookimpl

@@ -191,3 +191,30 @@ def _encode_alone(texts):
     from plugins.use_bundled import BundledUSE
 
     return BundledUSE(threads=1).encode(texts)
+
+
+def test_bundled_encoder_takes_the_threads_it_is_allowed(monkeypatch):
+    """Not every core when a server or a parallel worker allows fewer: a BLAS call split
+    over more threads than the free cores stalls (benchmarks/results/serve_load.md)."""
+    import plugins.use_bundled as bundled
+    from engine.parallel import using_threads
+
+    asked = []
+
+    class Fake:
+        def encode(self, texts):
+            return np.zeros((len(texts), 512), np.float32)
+
+    monkeypatch.setattr(bundled, "_model", lambda threads: asked.append(threads) or Fake())
+    monkeypatch.setattr(os, "cpu_count", lambda: 6)
+    monkeypatch.delenv("ENSEMBLE_THREADS", raising=False)
+    encoder = bundled.BundledUSE()
+    encoder.encode(["a"])
+    with using_threads(1):
+        encoder.encode(["a"])
+    monkeypatch.setenv("ENSEMBLE_THREADS", "3")  # what a parallel worker is given
+    encoder.encode(["a"])
+    with using_threads(2):
+        encoder.encode(["a"])
+    bundled.BundledUSE(threads=4).encode(["a"])
+    assert asked == [6, 1, 3, 2, 4]
