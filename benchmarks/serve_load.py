@@ -261,17 +261,17 @@ def main() -> None:
             f"{r['p99_ms']:,.0f} | {r['mean_batch_rows']:,.0f} |" for r in results]
     report("serve_load", "Serving under load: `ensemble serve`", [
         "`ensemble serve MODEL --port 0 --log-level warning` in a subprocess on 127.0.0.1",
-        f"(default `--threads`, {os.cpu_count()});",
-        f"each request is `POST /predict` with {TEXTS_PER_REQUEST} rows (keyword and text) of",
-        "tweets from the competition's train and test files (no text twice in the default",
-        "ensemble's scenarios; tfidf-nb's larger ones go over the 10,678 distinct tweets",
-        "several times);",
-        "clients are asyncio tasks",
-        "on one httpx client in this process, so the load generator shares the 2 cores with",
-        "the server. A fixed number of requests per scenario, each scenario capped at "
-        f"{args.time_cap:.0f} s; the server was warmed up with 4 requests first. Latency is",
-        "per request, from sending to the parsed answer; mean batch = rows per predict call",
-        "(GET /health).",
+        f"(default `--threads`: {os.cpu_count()}); each request is `POST /predict` with "
+        f"{TEXTS_PER_REQUEST} rows",
+        "(keyword and text) of tweets from the competition's train and test files, no text",
+        "twice in the default ensemble's scenarios (tfidf-nb's larger ones go over the 10,678",
+        "distinct tweets several times); clients are asyncio tasks on one httpx client in this",
+        f"process, so the load generator shares the {os.cpu_count()} cores with the server. A "
+        "fixed number of requests",
+        f"per scenario, each scenario capped at {args.time_cap:.0f} s; the server was warmed "
+        "up with 4 requests first.",
+        "Latency is per request, from sending to the parsed answer; mean batch = rows per",
+        "predict call (GET /health).",
     ], ["model", "clients", "requests", "failed", "rows/s", "p50 ms", "p95 ms", "p99 ms",
         "mean batch"], rows, {"scenarios": results,
                               "pairs": pairs, "ratio_vs_predict_once_started": ratio,
