@@ -74,8 +74,11 @@ class BundledUSE(Encoder):
             if threads <= 1:
                 return iter([self._encode(batch) for batch in batches])
             _model(1)  # loaded here, in one thread
+            # The longest batches first: no thread is left alone with a long one at the end.
+            longest = sorted(range(len(batches)), key=lambda b: -sum(map(len, batches[b])))
             with ThreadPoolExecutor(threads, thread_name_prefix="use-encode") as pool:
-                return iter(list(pool.map(self._encode, batches)))
+                running = {b: pool.submit(self._encode, batches[b]) for b in longest}
+                return iter([running[b].result() for b in range(len(batches))])
 
 
 @hookimpl

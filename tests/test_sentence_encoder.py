@@ -208,12 +208,14 @@ def test_bundled_encoder_takes_the_threads_it_is_allowed(monkeypatch):
     class Fake:
         def __init__(self):
             self.lock, self.active, self.most, self.threads = threading.Lock(), 0, 0, set()
+            self.started = []
 
         def encode(self, texts):
             with self.lock:
                 self.active += 1
                 self.most = max(self.most, self.active)
                 self.threads.add(threading.current_thread())
+                self.started.append(max(map(len, texts)))
             assert {p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"} \
                 == {1}
             time.sleep(0.05)
@@ -224,7 +226,9 @@ def test_bundled_encoder_takes_the_threads_it_is_allowed(monkeypatch):
     def at_once(threads=None):
         fake = Fake()
         monkeypatch.setattr(bundled, "_model", lambda n: fake)
-        bundled.BundledUSE(threads, batch_size=2).encode([f"text {i}" for i in range(10)])
+        bundled.BundledUSE(threads, batch_size=2).encode(["x" * i for i in range(1, 11)])
+        if fake.most > 1:  # in parallel: the longest batches start first
+            assert fake.started[0] == 10 and fake.started[-1] <= 4, fake.started
         return fake.most, threading.current_thread() in fake.threads
 
     monkeypatch.setattr(os, "cpu_count", lambda: 6)
