@@ -42,7 +42,7 @@ CLIENTS = (1, 8, 64)
 REQUESTS = {"default ensemble": {1: 30, 8: 64, 64: 128},
             "tfidf-nb": {1: 300, 8: 1000, 64: 2000}}
 SMALL = 512  # other rows: `ensemble predict`'s first call in its process (its start-up)
-PAIRS = 3  # served against `ensemble predict`: back-to-back pairs, median ratio
+PAIRS = 5  # served against `ensemble predict`: back-to-back pairs, median ratio (noisy: 5)
 PAIR_REQUESTS = 128  # 64 clients x 2 requests each: 4,096 rows per measurement
 
 
