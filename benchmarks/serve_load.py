@@ -8,6 +8,12 @@ each scenario capped in time. Reports rows/s, p50/p95/p99 latency, the mean micr
 and failed requests (the target is none). In the same run, `ensemble predict` scores the
 rows of the 64-client scenario as a CSV file; target: served rows/s >= 0.8x its rows/s.
 
+No text occurs twice in a scenario or a pair: the sentence member encodes each distinct
+text of a call once, so duplicates would favour `ensemble predict` (one call on the whole
+file) over the server (batches of up to 1,024 rows). `ensemble predict`'s rate once
+started is timed directly: the CLI's `main` runs twice in one process, first on other
+rows (imports, model load, first call), then timed on the pair's rows.
+
 Run: .venv/bin/python benchmarks/serve_load.py [--time-cap 120]
 """
 
@@ -15,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -34,17 +41,37 @@ CLIENTS = (1, 8, 64)
 # requests per scenario: enough for stable percentiles, bounded in time by --time-cap
 REQUESTS = {"default ensemble": {1: 30, 8: 64, 64: 128},
             "tfidf-nb": {1: 300, 8: 1000, 64: 2000}}
-SMALL = 512  # rows: `ensemble predict` on these measures its start-up
-PAIRS = 3  # served against `ensemble predict`: back-to-back pairs, median ratio
+SMALL = 512  # other rows: `ensemble predict`'s first call in its process (its start-up)
+PAIRS = 5  # served against `ensemble predict`: back-to-back pairs, median ratio (noisy: 5)
 PAIR_REQUESTS = 128  # 64 clients x 2 requests each: 4,096 rows per measurement
 
 
+# `ensemble predict` run twice in one process; prints the seconds of each run as JSON
+PREDICT_TWICE = """
+import json, sys, time
+from engine.cli import main
+model, first, second, out = sys.argv[1:]
+seconds = []
+for data in (first, second):
+    start = time.perf_counter()
+    if main(["-q", "predict", model, data, "-o", out]) != 0:
+        sys.exit(2)
+    seconds.append(time.perf_counter() - start)
+print(json.dumps(seconds))
+"""
+
+
 def tweets(n: int, seed: int = 0) -> pd.DataFrame:
-    """``n`` tweets (id, keyword, location, text) sampled from train.csv and test.csv."""
+    """``n`` tweets (id, keyword, location, text) from train.csv and test.csv.
+
+    The distinct tweets in a random order: no text twice in the first 10,678 rows
+    (then again, in another order, as often as ``n`` needs).
+    """
     pool = pd.concat([pd.read_csv(TRAIN), pd.read_csv(TRAIN.with_name("test.csv"))])
-    pool = pool[["keyword", "location", "text"]].reset_index(drop=True)
-    rows = pool.iloc[np.random.default_rng(seed).integers(0, len(pool), n)]
-    rows = rows.reset_index(drop=True)
+    pool = pool[["keyword", "location", "text"]].drop_duplicates("text")
+    rng = np.random.default_rng(seed)
+    order = np.concatenate([rng.permutation(len(pool)) for _ in range(-(-n // len(pool)))])
+    rows = pool.iloc[order[:n]].reset_index(drop=True)
     rows.insert(0, "id", np.arange(n))
     return rows
 
@@ -138,21 +165,29 @@ def load_test(name: str, model: Path, frame: pd.DataFrame, cap: float) -> list[d
         server.stop()
 
 
-def paired(model: Path, frame: pd.DataFrame, tmp: Path, cap: float) -> list[dict]:
+def paired(model: Path, tmp: Path, cap: float) -> list[dict]:
     """Served (64 clients) and `ensemble predict` rows/s on the same rows, back to back.
 
     The machine is shared with other jobs whose load comes and goes, so each pair
-    runs the two within a minute or two of each other and the ratio is per pair.
+    runs the two within a minute or two of each other, in alternating order, and
+    the ratio is per pair. Each pair has its own distinct tweets.
     """
     server, pairs = Server(model), []
     try:
-        asyncio.run(scenario(server.url, bodies(frame.head(4 * TEXTS_PER_REQUEST)), 4, cap))
+        warm = tweets(4 * TEXTS_PER_REQUEST + SMALL, seed=100)
+        asyncio.run(scenario(server.url, bodies(warm.head(4 * TEXTS_PER_REQUEST)), 4, cap))
         for i in range(PAIRS):
-            start = 4 * TEXTS_PER_REQUEST + i * PAIR_REQUESTS * TEXTS_PER_REQUEST
-            rows = frame.iloc[start:start + PAIR_REQUESTS * TEXTS_PER_REQUEST]
-            cli = cli_predict(model, rows, tmp)  # the server idles meanwhile
-            served = asyncio.run(scenario(server.url, bodies(rows), 64, cap))
-            pair = {"cli": cli, "served": served,
+            rows = tweets(PAIR_REQUESTS * TEXTS_PER_REQUEST, seed=1 + i)
+            load = {"before": os.getloadavg()[0]}
+            if i % 2 == 0:
+                cli = cli_predict(model, rows, warm.tail(SMALL), tmp)  # the server idles
+                served = asyncio.run(scenario(server.url, bodies(rows), 64, cap))
+            else:
+                served = asyncio.run(scenario(server.url, bodies(rows), 64, cap))
+                cli = cli_predict(model, rows, warm.tail(SMALL), tmp)
+            load["after"] = os.getloadavg()[0]
+            pair = {"cli": cli, "served": served, "first": "cli" if i % 2 == 0 else "served",
+                    "load_average": load,
                     "ratio": served["rows_per_s"] / cli["marginal_rows_per_s"],
                     "ratio_end_to_end": served["rows_per_s"] / cli["rows_per_s"]}
             print(f"pair {i + 1}: served {served['rows_per_s']:,.0f} rows/s, ensemble predict "
@@ -164,21 +199,28 @@ def paired(model: Path, frame: pd.DataFrame, tmp: Path, cap: float) -> list[dict
         server.stop()
 
 
-def cli_predict(model: Path, frame: pd.DataFrame, tmp: Path) -> dict:
-    """`ensemble predict` end to end on ``frame`` and on SMALL rows (its start-up)."""
-    timings = {}
-    for n, rows in (("small", frame.head(SMALL)), ("full", frame)):
-        path = tmp / f"predict-{n}.csv"
-        rows.to_csv(path, index=False)
-        start = time.perf_counter()
-        subprocess.run([*ENSEMBLE, "predict", str(model), str(path), "-o",
-                        str(tmp / "out.csv")], check=True, cwd=ROOT, stdin=subprocess.DEVNULL)
-        timings[n] = time.perf_counter() - start
-    written = len(pd.read_csv(tmp / "out.csv"))
-    assert written == len(frame), (written, len(frame))
-    marginal = (len(frame) - SMALL) / (timings["full"] - timings["small"])
-    return {"rows": len(frame), "seconds": timings["full"], "small_seconds": timings["small"],
-            "rows_per_s": len(frame) / timings["full"], "marginal_rows_per_s": marginal}
+def cli_predict(model: Path, frame: pd.DataFrame, other: pd.DataFrame, tmp: Path) -> dict:
+    """`ensemble predict` on ``frame``: end to end, and once started (timed directly).
+
+    Once started: the CLI's ``main`` in one process, first on ``other`` rows (imports,
+    model load and first call: its start-up), then timed on ``frame``.
+    """
+    full, small, out = tmp / "predict-full.csv", tmp / "predict-other.csv", tmp / "out.csv"
+    frame.to_csv(full, index=False)
+    other.to_csv(small, index=False)
+    start = time.perf_counter()
+    subprocess.run([*ENSEMBLE, "predict", str(model), str(full), "-o", str(out)], check=True,
+                   cwd=ROOT, stdin=subprocess.DEVNULL)
+    seconds = time.perf_counter() - start
+    assert len(pd.read_csv(out)) == len(frame)
+    done = subprocess.run([sys.executable, "-c", PREDICT_TWICE, str(model), str(small),
+                           str(full), str(out)], check=True, cwd=ROOT, capture_output=True,
+                          text=True, stdin=subprocess.DEVNULL)
+    first, second = json.loads(done.stdout.strip().splitlines()[-1])
+    assert len(pd.read_csv(out)) == len(frame)
+    return {"rows": len(frame), "seconds": seconds, "rows_per_s": len(frame) / seconds,
+            "startup_seconds": first, "startup_rows": len(other),
+            "started_seconds": second, "marginal_rows_per_s": len(frame) / second}
 
 
 def main() -> None:
@@ -200,30 +242,36 @@ def main() -> None:
         frame = tweets(max(sum(r.values()) for r in REQUESTS.values()) * TEXTS_PER_REQUEST
                        + 4 * TEXTS_PER_REQUEST)
         results = load_test("default ensemble", full, frame, args.time_cap)
-        pairs = paired(full, tweets(PAIRS * PAIR_REQUESTS * TEXTS_PER_REQUEST
-                                    + 4 * TEXTS_PER_REQUEST, seed=1), tmp, args.time_cap)
+        pairs = paired(full, tmp, args.time_cap)
         results += load_test("tfidf-nb", tmp / "nb", frame, args.time_cap)
 
     ratio = float(np.median([pair["ratio"] for pair in pairs]))
     pair_size = PAIR_REQUESTS * TEXTS_PER_REQUEST
     ratio_end_to_end = float(np.median([pair["ratio_end_to_end"] for pair in pairs]))
     failed = sum(r["failed"] for r in results) + sum(p["served"]["failed"] for p in pairs)
-    pair_rows = [f"| {i + 1} | {p['cli']['rows']:,} | {p['cli']['seconds']:.1f} | "
-                 f"{p['cli']['small_seconds']:.1f} | {p['cli']['marginal_rows_per_s']:,.0f} | "
+    pair_rows = [f"| {i + 1} | {p['first']} | {p['cli']['rows']:,} | "
+                 f"{p['cli']['seconds']:.1f} | {p['cli']['startup_seconds']:.1f} | "
+                 f"{p['cli']['started_seconds']:.1f} | {p['cli']['marginal_rows_per_s']:,.0f} | "
                  f"{p['served']['rows_per_s']:,.0f} | {p['served']['p50_ms']:,.0f} | "
-                 f"{p['served']['failed']} | {p['ratio']:.2f} |" for i, p in enumerate(pairs)]
+                 f"{p['served']['failed']} | {p['load_average']['before']:.1f}-"
+                 f"{p['load_average']['after']:.1f} | {p['ratio']:.2f} |"
+                 for i, p in enumerate(pairs)]
     rows = [f"| {r['model']} | {r['clients']} | {r['requests']:,} | {r['failed']} | "
             f"{r['rows_per_s']:,.0f} | {r['p50_ms']:,.0f} | {r['p95_ms']:,.0f} | "
             f"{r['p99_ms']:,.0f} | {r['mean_batch_rows']:,.0f} |" for r in results]
     report("serve_load", "Serving under load: `ensemble serve`", [
-        "`ensemble serve MODEL --port 0 --log-level warning` in a subprocess on 127.0.0.1;",
-        f"each request is `POST /predict` with {TEXTS_PER_REQUEST} rows (keyword and text) of",
-        "tweets sampled from the competition's train and test files; clients are asyncio tasks",
-        "on one httpx client in this process, so the load generator shares the 2 cores with",
-        "the server. A fixed number of requests per scenario, each scenario capped at "
-        f"{args.time_cap:.0f} s; the server was warmed up with 4 requests first. Latency is",
-        "per request, from sending to the parsed answer; mean batch = rows per predict call",
-        "(GET /health).",
+        "`ensemble serve MODEL --port 0 --log-level warning` in a subprocess on 127.0.0.1",
+        f"(default `--threads`: {os.cpu_count()}); each request is `POST /predict` with "
+        f"{TEXTS_PER_REQUEST} rows",
+        "(keyword and text) of tweets from the competition's train and test files, no text",
+        "twice in the default ensemble's scenarios (tfidf-nb's larger ones go over the 10,678",
+        "distinct tweets several times); clients are asyncio tasks on one httpx client in this",
+        f"process, so the load generator shares the {os.cpu_count()} cores with the server. A "
+        "fixed number of requests",
+        f"per scenario, each scenario capped at {args.time_cap:.0f} s; the server was warmed "
+        "up with 4 requests first.",
+        "Latency is per request, from sending to the parsed answer; mean batch = rows per",
+        "predict call (GET /health).",
     ], ["model", "clients", "requests", "failed", "rows/s", "p50 ms", "p95 ms", "p99 ms",
         "mean batch"], rows, {"scenarios": results,
                               "pairs": pairs, "ratio_vs_predict_once_started": ratio,
@@ -231,15 +279,18 @@ def main() -> None:
                               "failed_requests": failed}, extra=[
         "",
         f"**Served against `ensemble predict`, same machine, same run.** {PAIRS} back-to-back "
-        f"pairs on the default ensemble: `ensemble predict` on {pair_size:,} rows written "
-        f"as a CSV (end to end, and on {SMALL} rows for its "
-        f"start-up: imports and model load, which the rate once started leaves out), then the "
-        f"same rows served to 64 clients x {TEXTS_PER_REQUEST} texts (the server already "
-        f"running and warm).",
+        f"pairs on the default ensemble, each on its own {pair_size:,} distinct tweets, both "
+        f"sides on the same rows, in alternating order: `ensemble predict` on them as a CSV "
+        f"end to end; `ensemble predict` once started, timed directly (the CLI's `main` run "
+        f"twice in one process: first on {SMALL} other rows, its start-up of imports, model "
+        f"load and first call, then on the pair's rows); the same rows served to 64 clients "
+        f"x {TEXTS_PER_REQUEST} texts (the server already running and warm). Load = the "
+        f"machine's 1-minute load average before and after the pair (other jobs share it).",
         "",
-        "| pair | rows | predict s | predict start-up s | predict rows/s once started | "
-        "served rows/s | served p50 ms | failed | ratio |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| pair | first | rows | predict s end to end | predict start-up s | "
+        "predict s once started | predict rows/s once started | served rows/s | "
+        "served p50 ms | failed | load | ratio |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
         *pair_rows,
         "",
         f"Median ratio: **{ratio:.2f}x** the rate of `ensemble predict` once started (target "

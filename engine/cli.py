@@ -260,7 +260,8 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
     limits = Limits(max_rows=args.max_rows, max_body_bytes=int(args.max_body_mb * 2**20),
                     max_upload_bytes=int(args.max_upload_mb * 2**20),
-                    batch_rows=args.batch_rows, batch_wait_ms=args.batch_wait_ms)
+                    batch_rows=args.batch_rows, batch_wait_ms=args.batch_wait_ms,
+                    threads=args.threads)
     serve(args.model, args.host, args.port, args.workers, trusted=tuple(args.trust or ()),
           limits=limits, log_level="warning" if args.quiet else args.log_level,
           on_ready=lambda line: print(line, flush=True))
@@ -562,6 +563,9 @@ def build_parser() -> argparse.ArgumentParser:
                    default=limits.batch_wait_ms,
                    help=f"how long a request waits for others to join its batch (default "
                         f"{limits.batch_wait_ms:g})")
+    p.add_argument("--threads", dest="threads", type=int,
+                   help="threads one batch's numeric work may use (default: each worker's "
+                        "share of the cores, at least 1)")
     p.add_argument("--log-level", dest="log_level", default="info",
                    choices=["critical", "error", "warning", "info", "debug"],
                    help="uvicorn's log level (warning: no line per request)")

@@ -7,7 +7,7 @@ package can add one; members that use encoders share the feature cache.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -54,15 +54,20 @@ class Encoder:
     def _encode(self, texts: list[str]) -> Any:
         raise NotImplementedError
 
+    def _encode_batches(self, batches: list[list[str]]) -> Iterator[Any]:
+        """``_encode`` of each batch, in order; a subclass may run them in parallel."""
+        return map(self._encode, batches)
+
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Embeddings of ``texts``, float32, shape (len(texts), dim)."""
         texts = list(texts)
         # Batches of similar length waste less work on padding.
         order = np.argsort([len(t) for t in texts], kind="stable")
         out = np.zeros((len(texts), self.dim), np.float32)
-        for i in range(0, len(texts), self.batch_size):
-            rows = order[i:i + self.batch_size]
-            batch = np.asarray(self._encode([texts[r] for r in rows]), dtype=np.float32)
+        batches = [order[i:i + self.batch_size] for i in range(0, len(texts), self.batch_size)]
+        encoded = self._encode_batches([[texts[r] for r in rows] for rows in batches])
+        for rows, vectors in zip(batches, encoded, strict=True):
+            batch = np.asarray(vectors, dtype=np.float32)
             if batch.shape != (len(rows), self.dim):
                 raise EncoderError(f"encoder {self.identity} returned shape {batch.shape} for "
                                    f"{len(rows)} texts; expected ({len(rows)}, {self.dim})")

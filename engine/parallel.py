@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import functools
 import os
 from collections.abc import Iterator
 
@@ -40,6 +42,49 @@ def limit_threads(threads: int | None) -> None:
                  "TF_NUM_INTRAOP_THREADS"):
         os.environ[name] = str(threads)
     os.environ["TF_NUM_INTEROP_THREADS"] = "1"
+
+
+# Set by `using_threads` for the work done in one context (a server's prediction thread).
+_compute_threads: contextvars.ContextVar[int | None] = contextvars.ContextVar(
+    "compute_threads", default=None)
+
+
+def compute_threads() -> int:
+    """Threads a member's own numeric work may use (the bundled sentence encoder's BLAS).
+
+    :func:`using_threads`'s count where one applies, else ``$ENSEMBLE_THREADS`` (which
+    :func:`limit_threads` sets in parallel workers), else the machine's cores.
+    """
+    threads = _compute_threads.get()
+    if threads is None:
+        setting = os.environ.get("ENSEMBLE_THREADS", "").strip()
+        threads = int(setting) if setting.isdigit() else None
+    return threads or os.cpu_count() or 1
+
+
+@contextlib.contextmanager
+def using_threads(threads: int | None) -> Iterator[None]:
+    """Within: BLAS, OpenMP and the bundled sentence encoder use ``threads`` (None: unchanged).
+
+    BLAS and OpenMP pools are per process: meant for the one thread that predicts.
+    """
+    if threads is None:
+        yield
+        return
+    token = _compute_threads.set(threads)
+    try:
+        with _thread_pools().limit(limits=threads):
+            yield
+    finally:
+        _compute_threads.reset(token)
+
+
+@functools.cache
+def _thread_pools():
+    """The BLAS and OpenMP libraries loaded by the first call (finding them takes ms)."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
 
 
 @contextlib.contextmanager

@@ -30,7 +30,7 @@ import shutil
 import socket
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -68,6 +68,11 @@ class Limits:
         How long the first request of a batch waits for others.
     csv_chunk_rows : int, default=5000
         Rows of an uploaded CSV predicted at a time.
+    threads : int or None, default=None
+        Threads a batch's numeric work may use (BLAS, TensorFlow, batches of
+        texts the bundled sentence encoder encodes at once). None: each worker
+        process's share of the cores, at least 1 (``--workers 2`` on 8 cores:
+        4 each, where every worker used to take all 8).
     """
 
     max_rows: int = 2048
@@ -76,9 +81,12 @@ class Limits:
     batch_rows: int = 1024
     batch_wait_ms: float = 5.0
     csv_chunk_rows: int = 5000
+    threads: int | None = None
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
+            if name == "threads" and value is None:
+                continue
             number = isinstance(value, (int, float)) and not isinstance(value, bool)
             if not number or value < 0 or (value == 0 and name != "batch_wait_ms"):
                 raise EnsembleError(f"serving limit {name} must be a positive number, "
@@ -129,7 +137,7 @@ class Service:
 
         self.model = model
         self.name = name
-        self.limits = limits
+        self.limits = limits if limits.threads else replace(limits, threads=serving_threads())
         self.classes = model.classes_.tolist()
         self.columns = input_columns(model)
         self.passthrough = list(getattr(model.combiner_, "passthrough", None) or [])
@@ -145,11 +153,14 @@ class Service:
         import numpy as np
         import pandas as pd
 
+        from engine.parallel import using_threads
+
         if key == "texts":
             X: Any = [text for part in parts for text in part]
         else:
             X = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
-        labels, proba = self.model.predict_with_proba(X)
+        with using_threads(self.limits.threads):
+            labels, proba = self.model.predict_with_proba(X)
         bounds = np.cumsum([0, *(len(part) for part in parts)])
         return [(labels[a:b], proba[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
@@ -291,6 +302,11 @@ class Service:
     def health(self) -> dict[str, Any]:
         return {"status": "ok", "model": self.name,
                 "uptime_s": round(time.time() - self.started, 1), "batches": self.batcher.stats}
+
+
+def serving_threads(workers: int = 1) -> int:
+    """The default :attr:`Limits.threads`: a worker process's share of the cores, at least 1."""
+    return max(1, (os.cpu_count() or 1) // workers)
 
 
 def input_columns(model: Any) -> list[str]:
@@ -544,17 +560,36 @@ def serve(model_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, work
         The model directory is verified before any starts.
     trusted : list of str, default=()
     limits : Limits or None
+        Without ``threads``, each worker's batches get its share of the cores
+        (at least 1); TensorFlow's thread pools are sized to match.
     log_level : str, default="info"
         uvicorn's; ``"warning"`` drops the line per request.
     on_ready : callable, default=print
         Called with one line naming the address, before serving starts.
     """
     require_extra("serve", "fastapi", "uvicorn")
-    import uvicorn
-
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise EnsembleError(f"--workers must be a positive number of processes, got {workers!r}")
     limits = limits or Limits()
+    if limits.threads is None:
+        limits = replace(limits, threads=serving_threads(workers))
+    # TensorFlow sizes its thread pools when it starts: in this process and in the workers
+    saved = os.environ.get("ENSEMBLE_THREADS")
+    os.environ["ENSEMBLE_THREADS"] = str(limits.threads)
+    try:
+        _run(model_dir, host, port, workers, trusted, limits, log_level, on_ready)
+    finally:  # a caller's environment is its own
+        if saved is None:
+            os.environ.pop("ENSEMBLE_THREADS", None)
+        else:
+            os.environ["ENSEMBLE_THREADS"] = saved
+
+
+def _run(model_dir: str | Path, host: str, port: int, workers: int,
+         trusted: tuple[str, ...] | list[str], limits: Limits, log_level: str,
+         on_ready: Any) -> None:
+    import uvicorn
+
     if workers == 1:
         app = create_app(model_dir, trusted=trusted, limits=limits)  # refuses a bad model here
     else:

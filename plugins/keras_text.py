@@ -26,6 +26,8 @@ from plugins._tensorflow import import_tensorflow, seed_keras
 ARCHITECTURES = ("dense", "lstm", "gru", "bilstm", "conv1d", "mean-embedding", "multi-hot")
 MODEL_FILE = "model.keras"
 HISTORY_FILE = "history.json"
+# Texts per call of the network when predicting: bounds the memory of a large call.
+PREDICT_CHUNK = 1024
 
 
 class KerasText(ModelPlugin):
@@ -259,9 +261,14 @@ class KerasText(ModelPlugin):
         if not texts:
             return np.zeros((0, self.n_classes_))
         tf = import_tensorflow()
-        out = self.model_.predict(tf.constant(texts, dtype=tf.string)[:, None],
-                                  batch_size=max(self.batch_size, 256), verbose=0)
-        return proba_from_output(out)
+        # predict_on_batch, not predict: predict builds a dataset, an iterator and callbacks
+        # on every call, about 0.1 s, most of the time of a served request of 32 texts. The
+        # compiled function is the same; it traces twice, then takes any number of rows.
+        chunk = max(self.batch_size, PREDICT_CHUNK)
+        out = [np.asarray(self.model_.predict_on_batch(
+            tf.constant(texts[i:i + chunk], dtype=tf.string)[:, None]))
+            for i in range(0, len(texts), chunk)]
+        return proba_from_output(np.concatenate(out))
 
     def save(self, directory: str | Path) -> None:
         directory = Path(directory)

@@ -191,3 +191,61 @@ def _encode_alone(texts):
     from plugins.use_bundled import BundledUSE
 
     return BundledUSE(threads=1).encode(texts)
+
+
+def test_bundled_encoder_takes_the_threads_it_is_allowed(monkeypatch):
+    """Batches in parallel threads, as many as a server or a parallel worker allows, each
+    with one BLAS thread: BLAS split over the cores stalls when another process takes one
+    (benchmarks/results/serve_load.md)."""
+    import threading
+    import time
+
+    from threadpoolctl import threadpool_info
+
+    import plugins.use_bundled as bundled
+    from engine.parallel import using_threads
+
+    class Fake:
+        def __init__(self):
+            self.lock, self.active, self.most, self.threads = threading.Lock(), 0, 0, set()
+            self.started = []
+
+        def encode(self, texts):
+            with self.lock:
+                self.active += 1
+                self.most = max(self.most, self.active)
+                self.threads.add(threading.current_thread())
+                self.started.append(max(map(len, texts)))
+            assert {p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"} \
+                == {1}
+            time.sleep(0.05)
+            with self.lock:
+                self.active -= 1
+            return np.zeros((len(texts), 512), np.float32)
+
+    def at_once(threads=None):
+        fake = Fake()
+        monkeypatch.setattr(bundled, "_model", lambda n: fake)
+        bundled.BundledUSE(threads, batch_size=2).encode(["x" * i for i in range(1, 11)])
+        if fake.most > 1:  # in parallel: the longest batches start first
+            assert fake.started[0] == 10 and fake.started[-1] <= 4, fake.started
+        return fake.most, threading.current_thread() in fake.threads
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 6)
+    monkeypatch.delenv("ENSEMBLE_THREADS", raising=False)
+    assert at_once() == (5, False)  # 5 batches, 6 cores
+    with using_threads(1):  # a server that allows one
+        assert at_once() == (1, True)
+    with using_threads(2):
+        assert at_once() == (2, False)
+    monkeypatch.setenv("ENSEMBLE_THREADS", "3")  # what a parallel worker is given
+    assert at_once() == (3, False)
+    assert at_once(threads=1) == (1, True)
+
+
+def test_bundled_vectors_do_not_depend_on_threads(small_tweets):
+    from plugins.use_bundled import BundledUSE
+
+    texts = small_tweets["text"].head(300).tolist()
+    one = BundledUSE(threads=1, batch_size=64).encode(texts)
+    np.testing.assert_array_equal(BundledUSE(threads=3, batch_size=64).encode(texts), one)

@@ -258,6 +258,45 @@ def test_limits_are_checked():
     with pytest.raises(EnsembleError, match="max_rows must be a positive number"):
         Limits(max_rows=0)
     assert Limits(batch_wait_ms=0).batch_wait_ms == 0
+    with pytest.raises(EnsembleError, match="threads must be a positive number"):
+        Limits(threads=0)
+    assert Limits().threads is None
+
+
+@pytest.mark.parametrize(("cores", "workers", "threads"), [(1, 1, 1), (2, 1, 2), (8, 2, 4),
+                                                          (2, 4, 1)])
+def test_each_worker_takes_its_share_of_the_cores(cores, workers, threads, monkeypatch):
+    from engine.serving import serving_threads
+
+    monkeypatch.setattr(os, "cpu_count", lambda: cores)
+    assert serving_threads(workers) == threads
+
+
+def test_batches_run_with_the_threads_the_server_allows(model_dir, monkeypatch):
+    """BLAS and the sentence encoder get ``Limits.threads`` while a batch is predicted."""
+    from threadpoolctl import threadpool_info
+
+    from engine.parallel import compute_threads
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 6)
+    monkeypatch.delenv("ENSEMBLE_THREADS", raising=False)
+    assert create_app(model_dir, limits=LIMITS).state.service.limits.threads == 6
+    app = create_app(model_dir, limits=Limits(threads=1))
+    member = app.state.service.model.members_["nb"]
+    seen = []
+
+    def predict_proba(X, original=member.predict_proba):
+        blas = {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+        seen.append((compute_threads(), blas))
+        return original(X)
+
+    monkeypatch.setattr(member, "predict_proba", predict_proba)
+    with running(app) as address:
+        answer = httpx.post(f"{address}/predict", json={"texts": ["forest fire"]}, timeout=30)
+        assert answer.status_code == 200, answer.text
+        assert httpx.get(f"{address}/model").json()["limits"]["threads"] == 1
+    assert seen == [(1, {1})]
+    assert compute_threads() == 6  # only inside the batch
 
 
 def _ensemble_command(*args):
