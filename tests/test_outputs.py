@@ -140,40 +140,31 @@ def hostile(workspace, tmp_path):
     return tmp_path / "model"
 
 
-def evaluate(model):
-    # the real command, so output is shown as a user sees it (pytest records its own)
-    return subprocess.run([sys.executable, "-m", "engine.cli", "evaluate", str(model)],
+def evaluate_with(model, **member):
+    """``ensemble evaluate`` (the real command, so output is shown as a user sees it) on the
+    model with its first member's manifest entry changed; it must refuse in one line."""
+    manifest = json.loads((model / "manifest.json").read_text())
+    manifest["members"][0].update(member)
+    (model / "manifest.json").write_text(json.dumps(manifest))
+    done = subprocess.run([sys.executable, "-m", "engine.cli", "evaluate", str(model)],
                           capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    return done
 
 
 def test_echoed_manifest_markup_is_shown_as_text(hostile):
-    manifest = json.loads((hostile / "manifest.json").read_text())
-    manifest["members"][0]["plugin"] = "nb[link=evil.example]x[blink]"
-    (hostile / "manifest.json").write_text(json.dumps(manifest))
-    done = evaluate(hostile)
-    assert done.returncode == 2
+    done = evaluate_with(hostile, plugin="nb[link=evil.example]x[blink]")
     assert "nb[link=evil.example]x[blink]" in done.stderr  # as text, not a hyperlink
-    assert done.stderr.count("\n") == 1
 
 
 def test_manifest_text_with_terminal_escapes_is_refused_without_echoing_them(hostile):
-    manifest = json.loads((hostile / "manifest.json").read_text())
-    manifest["members"][0]["name"] = "nb\x1b]0;pwned\x07\x1b[2J"
-    manifest["members"][0]["version"] = "0\x1b[31m"
-    (hostile / "manifest.json").write_text(json.dumps(manifest))
-    done = evaluate(hostile)
-    assert done.returncode == 2
+    done = evaluate_with(hostile, name="nb\x1b]0;pwned\x07\x1b[2J", version="0\x1b[31m")
     assert "\x1b" not in done.stdout + done.stderr and "\x07" not in done.stderr
     assert "members/0/name" in done.stderr and "\\x1b]0;pwned" in done.stderr  # shown, escaped
-    assert done.stderr.count("\n") == 1
 
 
 def test_invisible_and_bidi_characters_are_echoed_escaped(hostile):
-    manifest = json.loads((hostile / "manifest.json").read_text())
-    manifest["members"][0]["plugin"] = "nb\u061c\u00ad\U000e0041\u3164x"
-    (hostile / "manifest.json").write_text(json.dumps(manifest))
-    done = evaluate(hostile)
-    assert done.returncode == 2
+    done = evaluate_with(hostile, plugin="nb\u061c\u00ad\U000e0041\u3164x")
     assert "nb\\u061c\\xad\\U000e0041\\u3164x" in done.stderr
     assert not any(c in done.stderr for c in "\u061c\u00ad\U000e0041\u3164")
 
