@@ -147,7 +147,9 @@ def test_cli_fit_on_hostile_training_data_leaves_no_partial_model(tmp_path_facto
               "int": [i % 2 for i in range(len(texts))],
               "mixed": [["yes", 1][i % 2] for i in range(len(texts))],
               "missing": [None if i == 0 else i % 2 for i in range(len(texts))]}[labels]
-    pd.DataFrame({"text": texts, "target": target}).to_csv(root / "train.csv", index=False)
+    # object dtype and surrogatepass: a lone surrogate reaches the file as invalid UTF-8
+    pd.DataFrame({"text": texts, "target": target}, dtype=object).to_csv(
+        root / "train.csv", index=False, errors="surrogatepass")
     (root / "c.toml").write_text(f'[data]\ntrain = "{root / "train.csv"}"\nfill_na = ""\n'
                                  f'[ensemble]\ncv = 2\n[members.nb]\nplugin = "tfidf-nb"\n')
     status = main(["-q", "fit", str(root / "c.toml"), "-o", str(root / "model")])
