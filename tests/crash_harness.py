@@ -165,7 +165,8 @@ def save_forever(_: int, root: Path) -> None:
     while True:
         versions[i % 2].save(target)
         i += 1
-        (root / "saves").write_text(str(i))
+        (root / "saves.tmp").write_text(str(i))  # replaced whole: a read never sees it empty
+        os.replace(root / "saves.tmp", root / "saves")
 
 
 def _saves(root: Path) -> int:
