@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +33,7 @@ from engine.io.state import load_state, save_state
 from engine.io.trust import refuse_stored
 from engine.protocol import POSITIVE_INT
 from engine.search_space import Categorical, Float, Int
-from plugins._tensorflow import import_tensorflow, seed_keras
+from plugins._tensorflow import bfloat16_is_fast, import_tensorflow, seed_keras
 from plugins.transformer_batches import (
     HIDDEN,
     TOKENS,
@@ -58,7 +59,7 @@ SPEC_SCHEMA = schema({"type": "object", "required": ["class", "config"],
                       "properties": {"class": {"enum": [*FAMILIES, *FAMILIES.values()]},
                                      "config": CONFIG}})
 POOLINGS = ("mean", "cls")
-DTYPES = ("float32", "bfloat16")
+DTYPES = ("float32", "bfloat16", "auto")
 WEIGHTS_FILE = "model.weights.h5"
 BACKBONE_JSON, TOKENIZER_JSON, HISTORY_JSON = "backbone.json", "tokenizer.json", "history.json"
 TOKENIZER_ASSETS = "tokenizer"
@@ -207,8 +208,10 @@ class Transformer(ModelPlugin):
         ``epochs`` epochs.
     patience : int, default=1
         Epochs without a lower validation loss before stopping.
-    predict_dtype : {"float32", "bfloat16"}, default="float32"
-        Precision of prediction; bfloat16 is faster on CPUs that support it
+    predict_dtype : {"float32", "bfloat16", "auto"}, default="float32"
+        Precision of prediction. bfloat16 is 1.5x faster on CPUs with bf16
+        units (AVX512-BF16, AMX) and about 6x slower elsewhere, where it is
+        emulated; "auto" takes bfloat16 only where it is native
         (benchmarks/results/transformer.md measures its accuracy cost).
     predict_batch_size : int, default=64
     random_state : int or None, default=None
@@ -449,14 +452,24 @@ class Transformer(ModelPlugin):
                                         random_state=self.random_state)
         return np.sort(train), np.sort(valid)
 
+    def _inference_dtype(self) -> str:
+        if self.predict_dtype == "auto":
+            return "bfloat16" if bfloat16_is_fast() else "float32"
+        if self.predict_dtype == "bfloat16" and not bfloat16_is_fast():
+            warnings.warn("predict_dtype='bfloat16' is emulated on this machine (no bf16 "
+                          "units): about 6x slower than float32; use predict_dtype='auto'",
+                          RuntimeWarning, stacklevel=3)
+        return self.predict_dtype
+
     def _inference_model(self) -> Any:
-        """The classifier in ``predict_dtype``: the fitted one, or a bfloat16 copy of it."""
-        if self.predict_dtype == "float32":
+        """The classifier in the prediction dtype: the fitted one, or a bfloat16 copy of it."""
+        dtype = self._inference_dtype()
+        if dtype == "float32":
             return self.model_
         if getattr(self, "_predictor", None) is None:
             import keras_hub
 
-            config = {**self.backbone_config_, "dtype": self.predict_dtype}
+            config = {**self.backbone_config_, "dtype": dtype}
             backbone = getattr(keras_hub.models, self.backbone_class_).from_config(config)
             model, _, _ = self._build(backbone, self.n_classes_, self.frozen_layers_)
             model.set_weights(self.model_.get_weights())

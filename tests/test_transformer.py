@@ -2,6 +2,7 @@
 
 import json
 import os
+import sys
 import threading
 
 import numpy as np
@@ -14,6 +15,7 @@ from tests.helpers import write_tiny_bert_hf, write_tiny_bert_kerashub
 
 pytest.importorskip("keras_hub")
 
+from plugins._tensorflow import bfloat16_is_fast  # noqa: E402
 from plugins.transformer import Transformer  # noqa: E402
 from plugins.transformer_batches import HIDDEN  # noqa: E402
 
@@ -74,11 +76,27 @@ def test_bfloat16_prediction_agrees_with_float32(fitted):
     full = member.predict_proba(X)
     try:
         member.set_params(predict_dtype="bfloat16")
-        half = member.predict_proba(X)
+        if bfloat16_is_fast():
+            half = member.predict_proba(X)
+        else:  # emulated bf16 is ~6x slower: the user is told which setting avoids it
+            with pytest.warns(RuntimeWarning, match="emulated on this machine.*'auto'"):
+                half = member.predict_proba(X)
+        member.set_params(predict_dtype="auto")
+        auto = member.predict_proba(X)
     finally:
         member.set_params(predict_dtype="float32")
     assert np.allclose(full, half, atol=0.05)
     assert (full.argmax(1) == half.argmax(1)).mean() >= 0.95
+    assert np.array_equal(auto, half if bfloat16_is_fast() else full)
+
+
+def test_bfloat16_is_fast_agrees_with_numpys_cpu_detection():
+    tf = pytest.importorskip("tensorflow")
+    if sys.platform != "linux" or tf.config.list_physical_devices("GPU"):
+        pytest.skip("compares /proc/cpuinfo with NumPy's CPU dispatch on a CPU-only Linux")
+    from numpy._core._multiarray_umath import __cpu_features__
+
+    assert bfloat16_is_fast() == __cpu_features__["AVX512BF16"]
 
 
 def test_saved_member_holds_its_vocabulary_and_refuses_other_classes(fitted, tmp_path):
