@@ -6,6 +6,28 @@ from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 
+NB_AND_LR = {"nb": {"plugin": "tfidf-nb"}, "lr": {"plugin": "tfidf-lr"}}
+
+
+def write_config(path: Path, train: Path, *, name: str = "tweets", members: dict | None = None,
+                 data: dict | None = None, ensemble: dict | None = None,
+                 header: str = "") -> Path:
+    """A config file for ``train`` (text, target): stacking on 3 folds of NB and LR by default.
+
+    ``data``, ``ensemble`` and ``members`` entries are merged over the defaults;
+    ``header`` goes first, verbatim (a comment a user wrote, say).
+    """
+    from engine.tuning.toml_out import dumps
+
+    config = {"name": name,
+              "data": {"train": Path(train).as_posix(), "text": "text", "label": "target",
+                       **(data or {})},
+              "ensemble": {"combiner": "stacking", "cv": 3, "random_state": 0,
+                           **(ensemble or {})},
+              "members": {**NB_AND_LR, **(members or {})}}
+    path.write_text(header + dumps(config))
+    return path
+
 
 def count_lr_pipeline():
     return make_pipeline(CountVectorizer(), LogisticRegression())

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from engine.cli import build_parser, main
+from tests.helpers import write_config
 
 COMMANDS = ["fit", "predict", "evaluate", "report", "recombine", "submit", "plugins", "cache",
             "demo", "tune"]
@@ -21,23 +22,9 @@ def workspace(tmp_path_factory, small_tweets):
     test.to_csv(root / "test.csv", index=False)
     small_tweets.iloc[500:][["id"]].assign(target=0).to_csv(root / "sample.csv", index=False)
     small_tweets.iloc[500:].to_csv(root / "labelled.csv", index=False)
-    (root / "config.toml").write_text(f"""
-name = "cli-test"
-[data]
-train = "{root / 'train.csv'}"
-text = "text"
-label = "target"
-id = "id"
-[ensemble]
-combiner = "stacking"
-cv = 3
-random_state = 1
-[members.nb]
-plugin = "tfidf-nb"
-[members.lr]
-plugin = "tfidf-lr"
-ngram_range = [1, 2]
-""")
+    write_config(root / "config.toml", root / "train.csv", name="cli-test",
+                 data={"id": "id"}, ensemble={"random_state": 1},
+                 members={"lr": {"plugin": "tfidf-lr", "ngram_range": [1, 2]}})
     assert main(["fit", str(root / "config.toml"), "-o", str(root / "model")]) == 0
     return root
 

@@ -16,6 +16,7 @@ from engine import Ensemble, load  # noqa: E402
 from engine.cli import main  # noqa: E402
 from engine.errors import ModelDirectoryError  # noqa: E402
 from engine.report import write_report  # noqa: E402
+from tests.helpers import write_config  # noqa: E402
 
 # MLflow's advice to add type hints to predict: the logged signature is the schema instead.
 pytestmark = pytest.mark.filterwarnings("ignore:.*Add type hints:UserWarning")
@@ -79,30 +80,13 @@ def test_a_changed_model_file_is_refused_at_load(store, fitted, tmp_path):
         mlflow.pyfunc.load_model(info.model_uri)
 
 
-CONFIG = """
-name = "tweets"
-[data]
-train = "{train}"
-fill_na = ""
-[ensemble]
-combiner = "stacking"
-cv = 3
-random_state = 0
-[members.nb]
-plugin = "tfidf-nb"
-text = ["keyword", "text"]
-alpha = 0.5
-[members.lr]
-plugin = "tfidf-lr"
-"""
-
-
 @pytest.fixture
 def config(tmp_path, small_tweets):
     small_tweets.to_csv(tmp_path / "train.csv", index=False)
-    path = tmp_path / "tweets.toml"
-    path.write_text(CONFIG.format(train=tmp_path / "train.csv"))
-    return path
+    return write_config(tmp_path / "tweets.toml", tmp_path / "train.csv",
+                        data={"fill_na": ""},
+                        members={"nb": {"plugin": "tfidf-nb", "text": ["keyword", "text"],
+                                        "alpha": 0.5}})
 
 
 def test_fit_mlflow_logs_one_run_and_registers_the_model(tmp_path, monkeypatch, config,

@@ -16,6 +16,7 @@ from engine.config import read_toml
 from engine.errors import ConfigError
 from engine.registry import get_registry
 from engine.tuning.budget import parse_duration
+from tests.helpers import write_config
 
 ROOT = Path(__file__).resolve().parents[1]
 HARNESS = Path(__file__).with_name("tune_harness.py")
@@ -34,24 +35,9 @@ def texts(small_tweets):
 @pytest.fixture
 def config(tmp_path, small_tweets):
     small_tweets.to_csv(tmp_path / "train.csv", index=False)
-    path = tmp_path / "tweets.toml"
-    path.write_text(f"""# my config, hand-written
-name = "tweets"
-[data]
-train = "{(tmp_path / 'train.csv').as_posix()}"
-text = "text"
-label = "target"
-[ensemble]
-combiner = "stacking"
-cv = 3
-random_state = 0
-[members.nb]
-plugin = "tfidf-nb"
-[members.lr]
-plugin = "tfidf-lr"
-ngram_range = [1, 2]
-""")
-    return path
+    return write_config(tmp_path / "tweets.toml", tmp_path / "train.csv",
+                        members={"lr": {"plugin": "tfidf-lr", "ngram_range": [1, 2]}},
+                        header="# my config, hand-written\n")
 
 
 def _sqlite(tmp_path, name="study.db"):

@@ -19,23 +19,12 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run as a script: tests/ is on the path, the project is not
+from tests.helpers import write_config  # noqa: E402
+
 TRAIN = ROOT / "examples" / "data" / "disaster-tweets" / "train.csv"
 HEARTBEAT = 1  # seconds; a killed trial is stale after three
 MEMBERS = ("nb", "lr")
-CONFIG = """name = "kill"
-[data]
-train = "{train}"
-text = "text"
-label = "target"
-[ensemble]
-cv = 3
-random_state = 0
-[members.nb]
-plugin = "tfidf-nb"
-[members.lr]
-plugin = "tfidf-lr"
-"""
-
 
 def _tune(config: Path, url: str, *extra: str) -> list[str]:
     return [sys.executable, "-m", "engine.cli", "-q", "tune", str(config), "--storage", url,
@@ -92,7 +81,7 @@ def cycles(n: int, root: Path, seed: int = 0) -> dict:
     train = root / "train.csv"
     pd.read_csv(TRAIN).sample(400, random_state=seed).to_csv(train, index=False)
     config = root / "kill.toml"
-    config.write_text(CONFIG.format(train=train.as_posix()))
+    write_config(config, train, name="kill", ensemble={"combiner": "mean"})
     url = f"sqlite:///{root / 'study.db'}"
     seen: dict[tuple[str, int], tuple] = {}
     counts = {"cycles": 0, "killed_inside_a_trial": 0, "lost": 0}
