@@ -42,7 +42,16 @@ def reference_split() -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def machine() -> str:
-    return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    return (f"{platform.machine()}, {os.cpu_count()} cores ({vector_units()}), "
+            f"Python {platform.python_version()}")
+
+
+def vector_units() -> str:
+    """The CPU's widest vector and bf16 units: matrix-product speed differs 2-6x between them."""
+    from numpy._core._multiarray_umath import __cpu_features__ as has
+
+    widest = "AVX-512" if has.get("AVX512F") else "AVX2" if has.get("AVX2") else "no AVX2"
+    return f"{widest}, {'native' if has.get('AVX512BF16') else 'no'} bf16"
 
 
 def report(name: str, title: str, intro: list[str], header: list[str], rows: list[str],
