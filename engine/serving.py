@@ -42,7 +42,7 @@ if TYPE_CHECKING:  # numpy and pandas load with the first request, not with `ens
 from engine.errors import EnsembleError
 from engine.importing import require_extra
 from engine.io.outputs import csv_safe
-from engine.text_safety import clean
+from engine.text_safety import clean, markdown_code
 
 ENVIRONMENT = "ENSEMBLE_SERVE"  # the settings uvicorn's worker processes start from
 JSON_TYPES = {str: "a string", int: "a number", float: "a number", bool: "a boolean",
@@ -432,8 +432,10 @@ def create_app(model_dir: str | Path, *, trusted: tuple[str, ...] | list[str] = 
     errors = {code: {"model": schemas["problem"]} for code in (400, 413, 415, 422)}
     app = FastAPI(
         title=f"ensemble-engine: {path.name}", version=__version__, lifespan=lifespan,
-        description=f"Predictions of the ensemble in `{path.name}` "
-                    f"(classes {service.classes}; inputs {service.columns}). Every error is "
+        # Labels and columns come from the model directory: code spans, never Markdown.
+        description=f"Predictions of the ensemble in {markdown_code(path.name)} "
+                    f"(classes {markdown_code(service.classes)}; inputs "
+                    f"{markdown_code(service.columns)}). Every error is "
                     f'`{{"detail": "one line saying what to do"}}`.')
     app.state.service = service
 

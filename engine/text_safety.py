@@ -48,6 +48,26 @@ def clean(text: object) -> str:
     return _CANDIDATE.sub(_escape, str(text))
 
 
+def markdown_code(text: object) -> str:
+    """``text`` as one Markdown code span: shown literally, never rendered as links or images.
+
+    Controls are escaped first (a line break could end the span early), and
+    the fence is one backtick longer than any run of backticks inside, as
+    CommonMark requires.
+
+    Examples
+    --------
+    >>> markdown_code("![x](https://tracker.example/pixel.png)")
+    '`![x](https://tracker.example/pixel.png)`'
+    >>> markdown_code("a`b")
+    '``a`b``'
+    """
+    body = clean(text)
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", body)), default=0) + 1)
+    pad = " " if body.startswith("`") or body.endswith("`") else ""
+    return f"{fence}{pad}{body}{pad}{fence}"
+
+
 def is_package_name(name: object) -> bool:
     """Whether ``name`` is a valid Python distribution name (never a URL or an option).
 

@@ -158,6 +158,18 @@ def test_model_health_and_docs(client, model_dir):
     assert {"texts", "rows"} <= set(body["schema"]["properties"])
 
 
+def test_docs_show_labels_from_the_model_as_text_not_markdown(small_tweets, tmp_path):
+    from markdown_it import MarkdownIt
+
+    labels = np.where(small_tweets["target"] == 1, "![x](https://tracker.example/p.png)",
+                      "`[click](https://evil.example)`\n\n# heading").astype(object)
+    ens = Ensemble({"nb": "tfidf-nb"}, random_state=0).fit(small_tweets, labels)
+    ens.save(tmp_path / "m", {"text": "text"})
+    html = MarkdownIt("commonmark").render(create_app(tmp_path / "m", limits=LIMITS).description)
+    assert "<img" not in html and "<a " not in html and "<h1" not in html
+    assert "(classes <code>['![x](https://tracker.example/p.png)', '`[click](" in html
+
+
 JSON = {"Content-Type": "application/json"}
 CSV = {"Content-Type": "text/csv"}
 ERRORS = [  # (method, path, body, headers, status, words the one-line answer must hold)
