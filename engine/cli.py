@@ -105,7 +105,7 @@ def cmd_fit(args: argparse.Namespace) -> None:
         table = pd.DataFrame(ensemble.scores_).T
         print_table(table, f"out-of-fold scores ({ensemble.cv}-fold) on "
                            f"{ensemble.training_['n_rows']} rows")
-    say(f"saved {path}")
+    say(f"saved {path}: {_size(path)}")
     if args.mlflow:
         from engine.mlflow import tracking_uri
         from engine.workflows import track_fit
@@ -207,6 +207,12 @@ def cmd_report(args: argparse.Namespace) -> None:
     say(f"wrote {path} (open it in a browser; it needs no network)", err=to_stdout(path))
 
 
+def _size(path: str | Path) -> str:
+    from engine.io.model_dir import size_summary
+
+    return size_summary(path)
+
+
 def cmd_recombine(args: argparse.Namespace) -> None:
     from engine.io.signing import is_signed
 
@@ -219,7 +225,7 @@ def cmd_recombine(args: argparse.Namespace) -> None:
     new.save(output, model.manifest_.get("data"))
     score = new.scores_["ensemble"]
     say(f"{args.combiner} over {', '.join(new.members_)}: out-of-fold accuracy "
-        f"{100 * score['accuracy']:.2f}%; saved {output}")
+        f"{100 * score['accuracy']:.2f}%; saved {output}: {_size(output)}")
     if was_signed:
         say(f"{output} is a new model, so it is not signed (the signature covered the old "
             f"one); sign it: ensemble sign {output} --key KEYFILE")
@@ -393,7 +399,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
                        f"(trained on {table.attrs['n_train']})")
     if result["report"]:
         say(f"wrote {result['report']} (leaderboard, charts, most-wrong tweets)")
-    say(f"refitted on all rows and saved {result['model']}")
+    say(f"refitted on all rows and saved {result['model']}: {_size(result['model'])}")
     if result["submission"]:
         say(f"wrote {result['submission']} (validated against the sample submission)")
     say(f"demo finished in {result['seconds']:.0f} s")

@@ -1,4 +1,5 @@
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -173,6 +174,19 @@ def test_fit_shows_a_progress_bar_on_a_terminal_unless_quiet(workspace):
     quiet = _run_on_terminal(["fit", str(workspace / "config.toml"), "-o",
                               str(workspace / "model-tty"), "--quiet"])
     assert "elapsed" not in quiet and "saved" in quiet
+
+
+def test_fit_reports_the_saved_model_size(workspace, capsys):
+    out = workspace / "model-size"
+    assert main(["fit", str(workspace / "config.toml"), "-o", str(out), "--quiet"]) == 0
+    said = re.search(r"saved .*: ([\d.]+) MB \((\S+) ([\d.]+) MB, (\S+) ([\d.]+) MB\)",
+                     capsys.readouterr().out)
+    on_disk = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    assert said and float(said[1]) == pytest.approx(on_disk / 1e6, abs=0.051)
+    member = {m: sum(f.stat().st_size for f in (out / "members" / m).rglob("*") if f.is_file())
+              for m in (said[2], said[4])}
+    assert float(said[3]) >= float(said[5])  # largest first
+    assert float(said[3]) == pytest.approx(member[said[2]] / 1e6, abs=0.051)
 
 
 def test_no_progress_bar_when_output_is_not_a_terminal(workspace):

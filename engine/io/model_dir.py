@@ -35,7 +35,7 @@ from engine.io.schema import MANIFEST_SCHEMA, validate
 from engine.io.signing import TrustPolicy, check_signature, signed_files
 from engine.io.state import describe
 from engine.io.trust import mark_stored, trusting
-from engine.text_safety import package_hint
+from engine.text_safety import clean, package_hint
 from engine.version import __version__
 
 FORMAT_VERSION = 1
@@ -176,6 +176,21 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
             f"ensemble-engine")
     validate(manifest, MANIFEST_SCHEMA, str(path / MANIFEST))
     return manifest
+
+
+def size_summary(path: str | Path, largest: int = 3) -> str:
+    """The model directory's size on disk and its ``largest`` members' sizes, in one line.
+
+    Examples
+    --------
+    >>> size_summary("models/disaster-tweets")  # doctest: +SKIP
+    '31.4 MB (use 29.0 MB, char-lr 1.6 MB, word-lr 0.5 MB)'
+    """
+    manifest = read_manifest(path)
+    total = sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
+    members = sorted(manifest["members"], key=lambda m: -m["bytes"])[:largest]
+    parts = ", ".join(f"{clean(m['name'])} {m['bytes'] / 1e6:.1f} MB" for m in members)
+    return f"{total / 1e6:.1f} MB ({parts})"
 
 
 def _load_part(kind: str, entry: dict[str, Any], path: Path) -> Any:
