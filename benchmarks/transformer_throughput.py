@@ -13,7 +13,11 @@ clock starts, for both. The member runs as the best preset trains it (top 2 of 6
 layers, the lower 4 computed once per tweet and included in the time) and as a
 full fine-tune; it predicts in float32 and with ``predict_dtype="auto"``.
 
-Run: .venv/bin/python benchmarks/transformer_throughput.py [--pairs 2] [--render]
+It also measures the CPU's matrix-product speed at the shapes of a feed-forward
+layer (float32 and bfloat16), which bounds any implementation: one tweet of 33
+word-pieces costs about 0.7 GFLOP through the 6 layers.
+
+Run: .venv/bin/python benchmarks/transformer_throughput.py [--pairs 2] [--render] [--peak-only]
 """
 
 from __future__ import annotations
@@ -69,15 +73,33 @@ def member(path: str, texts: list[str], labels: np.ndarray, test: list[str],
     return out
 
 
+def matmul_gflops(dtype: str, repeats: int = 200) -> float:
+    """GFLOP/s of (64 x 33, 384) @ (384, 1536), a batch of tweets through a feed-forward layer."""
+    import tensorflow as tf
+
+    a = tf.cast(tf.random.normal((64 * 33, 384)), dtype)
+    b = tf.cast(tf.random.normal((384, 1536)), dtype)
+    product = tf.function(tf.matmul)
+    product(a, b).numpy()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        product(a, b).numpy()
+    return 2 * 64 * 33 * 384 * 1536 * repeats / (time.perf_counter() - start) / 1e9
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--pairs", type=int, default=2)
     parser.add_argument("--render", action="store_true",
                         help="rewrite the table from results/transformer_throughput.json")
+    parser.add_argument("--peak-only", action="store_true",
+                        help="measure only the matrix-product speed, into the saved results")
     args = parser.parse_args()
-    if args.render:
+    if args.render or args.peak_only:
         saved = json.loads((RESULTS / "transformer_throughput.json").read_text())
-        render(saved["runs"], saved["auto_dtype"])
+        peak = {d: matmul_gflops(d) for d in ("float32", "bfloat16")} if args.peak_only \
+            else saved.get("peak_gflops")
+        render(saved["runs"], saved["auto_dtype"], peak)
         return
     from plugins._tensorflow import bfloat16_is_fast
 
@@ -88,10 +110,12 @@ def main() -> None:
         runs["top2"].append(member(path, texts, labels, test, 2))
         runs["full"].append(member(path, texts, labels, test, None))
         print(runs, flush=True)
-    render(runs, "bfloat16" if bfloat16_is_fast() else "float32")
+    peak = {d: matmul_gflops(d) for d in ("float32", "bfloat16")}
+    render(runs, "bfloat16" if bfloat16_is_fast() else "float32", peak)
 
 
-def render(runs: dict[str, list[dict[str, float]]], auto: str) -> None:
+def render(runs: dict[str, list[dict[str, float]]], auto: str,
+           peak: dict[str, float] | None) -> None:
     def med(name: str, key: str) -> float:
         return float(np.median([r[key] for r in runs[name]]))
 
@@ -117,10 +141,17 @@ def render(runs: dict[str, list[dict[str, float]]], auto: str) -> None:
             + (" (so its column is a second float32 measurement: the two differ by noise)"
                if auto == "float32" else "") +
             f". The issue's reference machine measured the by-hand model at "
-            f"{REFERENCE['train']:.0f} / {REFERENCE['predict']:.0f} tweets/s."],
+            f"{REFERENCE['train']:.0f} / {REFERENCE['predict']:.0f} tweets/s."
+            + ("" if not peak else
+               f" Matrix products at a feed-forward layer's shapes reach "
+               f"{peak['float32']:.0f} GFLOP/s in float32 and {peak['bfloat16']:.0f} in "
+               f"bfloat16 here: at about 0.7 GFLOP a tweet, a ceiling of "
+               f"{peak['float32'] / 0.7:.0f} / {peak['bfloat16'] / 0.7:.0f} tweets/s for a "
+               f"forward pass.")],
            ["", "train rows/s", "predict rows/s float32", "predict rows/s auto",
             "train / reference", "predict / reference float32", "predict / reference auto"],
-           rows, {"runs": runs, "reference": REFERENCE, "target": TARGET, "auto_dtype": auto})
+           rows, {"runs": runs, "reference": REFERENCE, "target": TARGET, "auto_dtype": auto,
+                  "peak_gflops": peak})
 
 
 if __name__ == "__main__":
