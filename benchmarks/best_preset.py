@@ -5,7 +5,9 @@
 2. Cascade frontier on that fitted ensemble (no refitting: `recombine`): for cheap-first
    orders and margins, validation accuracy / F1+, the share of rows the transformer
    sees, and prediction rows/s on the 3,263 tweets of test.csv, beside stacking.
-3. Fit on all 7,613 tweets: the ensemble's cross-validated (out-of-fold) F1+.
+3. Fit on all 7,613 tweets: the ensemble's cross-validated (out-of-fold) F1+, at
+   argmax and with the decision threshold tuned for F1 (`threshold = "f1"`; the
+   competition is scored on F1), the threshold chosen on other folds' rows.
 4. Streaming: `ensemble predict` on a 20,000-row file with the chosen cascade and with a
    faster one, from a fresh process with an empty feature cache (start-up subtracted
    with a 2,000-row run). `--stream-only` redoes just this step with step 3's model.
@@ -24,7 +26,9 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+from sklearn.model_selection import StratifiedKFold
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, ROOT, report  # noqa: E402
@@ -33,6 +37,7 @@ from streaming import SMALL, make_csv, peak_of  # noqa: E402
 from engine import load  # noqa: E402
 from engine.config import load_config  # noqa: E402
 from engine.metrics import classification_scores  # noqa: E402
+from engine.thresholds import best_threshold  # noqa: E402
 from engine.workflows import data_settings, fit_config, holdout_table  # noqa: E402
 
 CONFIG = ROOT / "examples" / "disaster_tweets_best.toml"
@@ -90,6 +95,7 @@ def main() -> None:
         full = load(WORK / "best-ensemble")
     else:
         data, full = measure(config)
+    data["frontier_oof"] = oof_frontier(full)
     data["streaming"] = [stream(full, config, combiner) for combiner in STREAMED]
     render(args.name, data)
 
@@ -104,6 +110,11 @@ def measure(config) -> tuple[dict, object]:
     frontier, y = [], valid[config.data.label].to_numpy()
     frontier.append(("stacking (all six)", 1.0, classification_scores(
         y, holdout.predict_proba(valid)), rate(holdout, test)))
+    tuned = with_threshold(holdout, "f1")
+    frontier.append(("stacking (all six), threshold tuned for F1 out of fold", 1.0,
+                     classification_scores(y, tuned.predict_proba(valid),
+                                           tuned.predict(valid).astype(np.int64)),
+                     frontier[0][3]))  # the same members and combiner: the same rate
     without = holdout.recombine("stacking", members=[m for m in holdout.members_ if m != "bert"])
     frontier.append(("stacking without bert", 0.0, classification_scores(
         y, without.predict_proba(valid)), rate(without, test)))
@@ -119,7 +130,48 @@ def measure(config) -> tuple[dict, object]:
     full, _ = fit_config(config, WORK / "best-ensemble", verbose=False)
     data["full_fit_s"] = time.perf_counter() - start
     data["cv_scores"] = full.scores_["ensemble"]
+    data["cv_scores_f1_threshold"] = nested_threshold_scores(full, "f1")
     return data, full
+
+
+def oof_frontier(full) -> list[dict]:
+    """Out-of-fold accuracy / F1+ on all 7,613 tweets of each combiner of the frontier.
+
+    The 762 validation tweets give one standard error of 1.4 points; these
+    scores, from the combiners' own cross-validation on the stored out-of-fold
+    probabilities, are five times the rows. No refitting.
+    """
+    combiners = [("stacking", "stacking (all six)")] + [
+        (("cascade", {"order": order, "margin": margin}), cascade_name(order, margin))
+        for order in (CHEAP_FIRST, ALL_FIRST) for margin in MARGINS]
+    rows = []
+    for combiner, label in combiners:
+        model = full if combiner == full.combiner else full.recombine(combiner)
+        reach = getattr(model.combiner_, "reach_", [1.0])[-1]
+        rows.append({"combiner": label, "share_to_bert": reach, **model.scores_["ensemble"]})
+    return rows
+
+
+def with_threshold(ensemble, metric: str):
+    """``ensemble`` recombined with the same combiner and a threshold tuned for ``metric``."""
+    tuned = ensemble.set_params(threshold=metric).recombine(ensemble.combiner)
+    ensemble.set_params(threshold=None)
+    return tuned
+
+
+def nested_threshold_scores(ensemble, metric: str) -> dict:
+    """Out-of-fold scores with a tuned threshold, each fold's threshold chosen on the others.
+
+    Tuning the threshold on the same out-of-fold rows it is scored on would flatter
+    it; this keeps the estimate honest.
+    """
+    proba, codes = ensemble.oof_proba_, ensemble.y_codes_
+    decided = np.empty(len(codes), dtype=np.int64)
+    cv = StratifiedKFold(ensemble.cv, shuffle=True, random_state=ensemble.random_state)
+    for rest, held in cv.split(proba, codes):
+        threshold = best_threshold(codes[rest], proba[rest, 1], metric)
+        decided[held] = proba[held, 1] >= threshold
+    return classification_scores(codes, proba, decided)
 
 
 def cascade_name(order: list[str], margin: float) -> str:
@@ -134,6 +186,7 @@ def render(name: str, data: dict) -> None:
                      f"{100 * f['accuracy']:.2f} | {f['f1_positive']:.4f} | "
                      f"{f['rows_per_s']:,.0f} |" for f in data["frontier"]]
     cv = data["cv_scores"]
+    tuned = data["cv_scores_f1_threshold"]
     scores = {f["combiner"]: (f["accuracy"], f["f1_positive"]) for f in data["frontier"]}
     stream_rows = []
     for st in data["streaming"]:
@@ -149,10 +202,17 @@ def render(name: str, data: dict) -> None:
            ["model", "accuracy %", "F1+", "fit s"], rows, data,
            ["", f"Fitted on all 7,613 tweets in {data['full_fit_s']:.0f} s: cross-validated "
                 f"(out-of-fold) stacking accuracy {100 * cv['accuracy']:.2f}%, F1+ "
-                f"{cv['f1_positive']:.4f}.", "",
+                f"{cv['f1_positive']:.4f}; with the threshold tuned for F1 (chosen on "
+                f"the other folds' rows) accuracy {100 * tuned['accuracy']:.2f}%, F1+ "
+                f"{tuned['f1_positive']:.4f}.", "",
             "## Cascade frontier (validation tweets; rows/s on test.csv, in process)", "",
             "| combiner | rows reaching bert (out-of-fold) | accuracy % | F1+ | rows/s |",
             "|---|---|---|---|---|", *frontier_rows, "",
+            "## The same combiners out of fold (all 7,613 tweets, the model of step 3)", "",
+            "| combiner | rows reaching bert | accuracy % | F1+ |", "|---|---|---|---|",
+            *[f"| {f['combiner']} | {100 * f['share_to_bert']:.0f}% | "
+              f"{100 * f['accuracy']:.2f} | {f['f1_positive']:.4f} |"
+              for f in data.get("frontier_oof", [])], "",
             "## Streaming", "",
             f"`ensemble predict` on {STREAM_ROWS:,} rows, fresh process, empty feature cache "
             f"(the model fitted on all tweets; accuracy and F1+ from the frontier above):", "",
