@@ -161,7 +161,7 @@ def test_best_preset_config_builds_without_fetching_anything():
     config = load_config(_default_demo_config("best"))
     ensemble = config.build_ensemble()
     assert ensemble.members["bert"][0] == "transformer"
-    assert ensemble.member_cv == {"bert": 3} and ensemble.cv == 5
+    assert ensemble.member_cv == {"bert": 2} and ensemble.cv == 5  # best_preset_bert_cv2.md
 
 
 def test_cli_names_the_offline_fix_for_a_hub_handle(tmp_path):
