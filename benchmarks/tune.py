@@ -135,9 +135,10 @@ def main() -> None:
         "validation F1+ tuned |", "|---|---|---|---|---|", *compare, "",
         f"kill -9 during `ensemble tune`, {kills['cycles']} cycles "
         f"({kill_seconds:.0f} s; tests/tune_harness.py, heartbeat 1 s): each cycle starts a "
-        f"real process, waits until it is inside a trial ({kills['killed_inside_a_trial']} of "
-        f"{kills['cycles']} got there), waits 0-1.5 s more and SIGKILLs it; \"killed trials\" "
-        f"are those caught running (the others fell between two trials). Then one run "
+        f"real process, waits until it is inside a trial, waits 0-1.5 s more, then for a "
+        f"running trial, and SIGKILLs it ({kills['killed_inside_a_trial']} of "
+        f"{kills['cycles']} kills caught a trial running; a cycle whose kill fell between "
+        f"two trials is repeated). Then one run "
         f"resumes the study to the end.", "",
         "| finished trials before the kills | lost | duplicated | killed trials | retried "
         "to the end | still RUNNING | trials as configured (per member) |",

@@ -191,7 +191,7 @@ def test_killed_tune_resumes_with_no_trial_lost_or_duplicated(tmp_path):
                             capture_output=True, text=True, timeout=600, cwd=ROOT, env=_env())
     assert result.returncode == 0, result.stderr[-2000:]
     counts = json.loads(result.stdout.strip().splitlines()[-1])
-    assert counts["cycles"] == 2 and counts["killed_inside_a_trial"] == 2
+    assert counts["killed_inside_a_trial"] == 2 and 2 <= counts["cycles"] <= 6
     assert counts["completed_before_kills"] > 0
     assert counts["lost"] == 0 and counts["duplicated"] == 0 and counts["running_left"] == 0
     assert counts["killed_trials"] >= 1

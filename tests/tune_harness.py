@@ -59,7 +59,7 @@ def _finished(url: str) -> dict[tuple[str, int], tuple]:
 def _inside_a_trial(url: str, pid: int, deadline: float) -> bool:
     from optuna.trial import TrialState
 
-    while time.monotonic() < deadline:
+    while True:  # looks at least once, so a past deadline means "is it now?"
         try:
             for trials in _studies(url).values():
                 if any(t.state == TrialState.RUNNING and
@@ -67,8 +67,9 @@ def _inside_a_trial(url: str, pid: int, deadline: float) -> bool:
                     return True
         except Exception:  # noqa: BLE001 - the study may not exist yet
             pass
+        if time.monotonic() >= deadline:
+            return False
         time.sleep(0.2)
-    return False
 
 
 def cycles(n: int, root: Path, seed: int = 0) -> dict:
@@ -85,16 +86,20 @@ def cycles(n: int, root: Path, seed: int = 0) -> dict:
     url = f"sqlite:///{root / 'study.db'}"
     seen: dict[tuple[str, int], tuple] = {}
     counts = {"cycles": 0, "killed_inside_a_trial": 0, "lost": 0}
-    for _ in range(n):
+    # Trials on 400 rows are short, so a kill can land between two of them; such a
+    # cycle kills no trial and is repeated (up to 3n cycles) until n kills hit one.
+    while counts["killed_inside_a_trial"] < n and counts["cycles"] < 3 * n:
         process = subprocess.Popen(_tune(config, url, "--time", "10m"), cwd=root, env=_env(),
                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        inside = _inside_a_trial(url, process.pid, time.monotonic() + 120)
+        _inside_a_trial(url, process.pid, time.monotonic() + 120)  # started
         time.sleep(rng.uniform(0, 1.5))
         seen.update(_finished(url))
+        _inside_a_trial(url, process.pid, time.monotonic() + 60)
         process.send_signal(signal.SIGKILL)
         process.wait()
         counts["cycles"] += 1
-        counts["killed_inside_a_trial"] += inside
+        # A trial left RUNNING by a dead worker is one the kill interrupted.
+        counts["killed_inside_a_trial"] += _inside_a_trial(url, process.pid, 0.0)
     time.sleep(3 * HEARTBEAT + 1)  # the killed trials are stale now: the next run retries them
     before = max(sum(1 for k in _finished(url) if k[0] == m) for m in MEMBERS)
     final = subprocess.run(_tune(config, url, "--trials", str(before + 2)), cwd=root,

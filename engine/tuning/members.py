@@ -94,6 +94,13 @@ def member_objective(search: MemberSearch, ensemble: Ensemble, codes: np.ndarray
     worker = f"{socket.gethostname()}:{os.getpid()}"
 
     def objective(trial: Any) -> float:
+        # Optuna's heartbeat thread writes its first beat a moment after the trial starts;
+        # beat once first, so a trial that names its worker always has a heartbeat (a
+        # worker killed in between would leave a trial that neither Optuna's staleness
+        # check nor fail_orphans fails: RUNNING for ever, never retried).
+        storage = trial.study._storage
+        if hasattr(storage, "record_heartbeat") and storage.get_heartbeat_interval():
+            storage.record_heartbeat(trial._trial_id)
         trial.set_user_attr(WORKER, worker)
         params = {key: dist.suggest(trial, key) for key, dist in search.space.items()}
         candidate = clone(ensemble).set_params(
