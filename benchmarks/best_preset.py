@@ -122,12 +122,11 @@ def measure(config, **overrides) -> tuple[dict, object]:
     without = holdout.recombine("stacking", members=[m for m in holdout.members_ if m != "bert"])
     frontier.append(("stacking without bert", 0.0, classification_scores(
         y, without.predict_proba(valid)), rate(without, test)))
-    for order in (CHEAP_FIRST, ALL_FIRST):
-        for margin in MARGINS:
-            cascade = holdout.recombine(("cascade", {"order": order, "margin": margin}))
-            frontier.append((cascade_name(order, margin), cascade.combiner_.reach_[-1],
-                             classification_scores(y, cascade.predict_proba(valid)),
-                             rate(cascade, test)))
+    for combiner, label in cascades():
+        cascade = holdout.recombine(combiner)
+        frontier.append((label, cascade.combiner_.reach_[-1],
+                         classification_scores(y, cascade.predict_proba(valid)),
+                         rate(cascade, test)))
     data["frontier"] = [{"combiner": n, "share_to_bert": sh, **s, "rows_per_s": r}
                         for n, sh, s, r in frontier]
     start = time.perf_counter()
@@ -145,11 +144,8 @@ def oof_frontier(full) -> list[dict]:
     scores, from the combiners' own cross-validation on the stored out-of-fold
     probabilities, are five times the rows. No refitting.
     """
-    combiners = [("stacking", "stacking (all six)")] + [
-        (("cascade", {"order": order, "margin": margin}), cascade_name(order, margin))
-        for order in (CHEAP_FIRST, ALL_FIRST) for margin in MARGINS]
     rows = []
-    for combiner, label in combiners:
+    for combiner, label in [("stacking", "stacking (all six)"), *cascades()]:
         model = full if combiner == full.combiner else full.recombine(combiner)
         reach = getattr(model.combiner_, "reach_", [1.0])[-1]
         rows.append({"combiner": label, "share_to_bert": reach, **model.scores_["ensemble"]})
@@ -176,6 +172,12 @@ def nested_threshold_scores(ensemble, metric: str) -> dict:
         threshold = best_threshold(codes[rest], proba[rest, 1], metric)
         decided[held] = proba[held, 1] >= threshold
     return classification_scores(codes, proba, decided)
+
+
+def cascades() -> list[tuple[tuple[str, dict], str]]:
+    """The frontier's cascades (cheap-first orders x margins), each with its label."""
+    return [(("cascade", {"order": order, "margin": margin}), cascade_name(order, margin))
+            for order in (CHEAP_FIRST, ALL_FIRST) for margin in MARGINS]
 
 
 def cascade_name(order: list[str], margin: float) -> str:

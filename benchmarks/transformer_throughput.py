@@ -87,6 +87,10 @@ def matmul_gflops(dtype: str, repeats: int = 200) -> float:
     return 2 * 64 * 33 * 384 * 1536 * repeats / (time.perf_counter() - start) / 1e9
 
 
+def peak_gflops() -> dict[str, float]:
+    return {dtype: matmul_gflops(dtype) for dtype in ("float32", "bfloat16")}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--pairs", type=int, default=2)
@@ -97,8 +101,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.render or args.peak_only:
         saved = json.loads((RESULTS / "transformer_throughput.json").read_text())
-        peak = {d: matmul_gflops(d) for d in ("float32", "bfloat16")} if args.peak_only \
-            else saved.get("peak_gflops")
+        peak = peak_gflops() if args.peak_only else saved.get("peak_gflops")
         render(saved["runs"], saved["auto_dtype"], peak)
         return
     from plugins._tensorflow import bfloat16_is_fast
@@ -110,7 +113,7 @@ def main() -> None:
         runs["top2"].append(member(path, texts, labels, test, 2))
         runs["full"].append(member(path, texts, labels, test, None))
         print(runs, flush=True)
-    peak = {d: matmul_gflops(d) for d in ("float32", "bfloat16")}
+    peak = peak_gflops()
     render(runs, "bfloat16" if bfloat16_is_fast() else "float32", peak)
 
 
