@@ -29,6 +29,8 @@ from common import ROOT, reference_split, report  # noqa: E402
 VARIANTS = {
     "full fine-tune": {"epochs": 4},
     "top 2 of 6 layers trained": {"trainable_layers": 2, "learning_rate": 2e-4, "epochs": 4},
+    "top 2 of 6 layers trained, bfloat16 training": {
+        "trainable_layers": 2, "learning_rate": 2e-4, "epochs": 4, "train_dtype": "bfloat16"},
     "frozen + linear head": {"trainable_layers": 0, "learning_rate": 2e-3, "epochs": 10,
                              "patience": 2},
 }
@@ -84,7 +86,9 @@ def table(runs: list[dict]) -> None:
             "stopping on 10% of the training rows (patience 1, best epoch restored). Medians "
             "over seeds; each run in a fresh process (fit includes loading the weights and, "
             "when layers are frozen, computing their outputs once). Predict rows/s on "
-            "test.csv (3,263 tweets)."],
+            "test.csv (3,263 tweets). Rows were measured in different sessions, some on a "
+            "shared machine: compare accuracies across rows, speeds only within a row "
+            "(transformer_throughput.md compares speeds in one run)."],
            ["variant", "seeds", "accuracy % (range)", "F1+", "accuracy % bf16 predict",
             "fit s", "epochs", "train rows/s", "predict rows/s fp32", "predict rows/s bf16"],
            rows, data)
