@@ -87,6 +87,8 @@ def main() -> None:
     parser.add_argument("--name", default="best_preset")
     parser.add_argument("--bert-cv", type=int, default=None,
                         help="folds for the transformer instead of the preset's (with --name)")
+    parser.add_argument("--bert-keyword", action="store_true",
+                        help="the transformer reads keyword + text (with --name)")
     parser.add_argument("--stream-only", action="store_true",
                         help="only step 4, with the model step 3 left in benchmarks/.work")
     args = parser.parse_args()
@@ -98,7 +100,11 @@ def main() -> None:
     else:
         overrides = {} if args.bert_cv is None else \
             {"member_cv": {**config.ensemble.get("member_cv", {}), "bert": args.bert_cv}}
+        if args.bert_keyword:
+            config.member_text["bert"] = ["keyword", "text"]
         data, full = measure(config, **overrides)
+        if args.bert_keyword:  # named in the results' header
+            data["overrides"] = {**overrides, "member_text": {"bert": ["keyword", "text"]}}
     data["frontier_oof"] = oof_frontier(full)
     data["streaming"] = [stream(full, config, combiner) for combiner in STREAMED]
     render(args.name, data)
