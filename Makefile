@@ -43,6 +43,7 @@ bench-transformer: install  ## the transformer member and the best preset -> ben
 	$(BIN)/python benchmarks/transformer_overhead.py
 	$(BIN)/python benchmarks/transformer_throughput.py
 	$(BIN)/python benchmarks/best_preset.py
+	$(BIN)/python benchmarks/stacking_meta.py
 
 bench-tune: install  ## a 10-minute `ensemble tune`, before/after on the reference split, kill -9 x20 (~25 min)
 	$(BIN)/python benchmarks/tune.py

@@ -160,9 +160,7 @@ def oof_frontier(full) -> list[dict]:
 
 def with_threshold(ensemble, metric: str):
     """``ensemble`` recombined with the same combiner and a threshold tuned for ``metric``."""
-    tuned = ensemble.set_params(threshold=metric).recombine(ensemble.combiner)
-    ensemble.set_params(threshold=None)
-    return tuned
+    return ensemble.recombine(ensemble.combiner, threshold=metric)
 
 
 def nested_threshold_scores(ensemble, metric: str) -> dict:

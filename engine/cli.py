@@ -219,7 +219,8 @@ def cmd_recombine(args: argparse.Namespace) -> None:
     model = _load(args)
     params = json.loads(args.params) if args.params else {}
     members = args.members.split(",") if args.members else None
-    new = model.recombine((args.combiner, params), members)
+    threshold = {} if args.threshold is None else {"threshold": _threshold(args.threshold)}
+    new = model.recombine((args.combiner, params), members, **threshold)
     output = args.output or args.model
     was_signed = is_signed(args.model)  # before an in-place save replaces it
     new.save(output, model.manifest_.get("data"))
@@ -530,6 +531,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--combiner", required=True, help="mean, vote, stacking, ...")
     p.add_argument("--params", help="combiner parameters as JSON, e.g. '{\"weights\": [2, 1]}'")
     p.add_argument("--members", help="comma-separated members to keep (default: all)")
+    p.add_argument("--threshold", help="binary tasks: tune the decision threshold for a metric "
+                                       "(f1, ...), fix it (0.4), or 'none' for the most "
+                                       "probable class (default: the model's)")
     p.add_argument("-o", "--output", help="model directory to write (default: in place)")
     p.set_defaults(func=cmd_recombine)
 

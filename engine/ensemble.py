@@ -31,6 +31,7 @@ from engine.seeding import seeded
 from engine.thresholds import best_threshold, check_threshold
 
 MemberSpec = Any  # a plugin instance, a registry name, or (name, params)
+UNCHANGED = object()  # recombine(threshold=...) not given: keep the ensemble's
 MEMBER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -445,7 +446,8 @@ class Ensemble(ClassifierMixin, BaseEstimator):
         pred = None if self.threshold_ is None else self._decide(honest)
         self.scores_["ensemble"] = classification_scores(self.y_codes_, honest, pred)
 
-    def recombine(self, combiner: Any, members: Sequence[str] | None = None) -> Ensemble:
+    def recombine(self, combiner: Any, members: Sequence[str] | None = None, *,
+                  threshold: str | float | None | object = UNCHANGED) -> Ensemble:
         """A new fitted ensemble with another combiner or subset of members, no refitting.
 
         Parameters
@@ -453,6 +455,10 @@ class Ensemble(ClassifierMixin, BaseEstimator):
         combiner : str, (str, dict) or Combiner
         members : list of str or None
             Keep only these members; all when None.
+        threshold : str, float or None, optional
+            The new ensemble's ``threshold`` (a metric to tune it for on the
+            out-of-fold rows, a number, or None for the most probable class);
+            this one's when not given.
 
         Returns
         -------
@@ -460,6 +466,11 @@ class Ensemble(ClassifierMixin, BaseEstimator):
             Shares the fitted members with this one.
         """
         check_is_fitted(self)
+        if threshold is not UNCHANGED:
+            check_threshold(threshold)  # type: ignore[arg-type]
+            if threshold is not None and len(self.classes_) != 2:
+                raise ConfigError(f"threshold={threshold!r} needs two classes, this ensemble "
+                                  f"has {len(self.classes_)}; leave threshold=None")
         names = list(self.members_)
         keep = names if members is None else list(members)
         unknown = [m for m in keep if m not in names]
@@ -475,7 +486,8 @@ class Ensemble(ClassifierMixin, BaseEstimator):
         index = [names.index(m) for m in keep]
         new = clone(self).set_params(
             members={m: self.members[m] for m in keep}, combiner=combiner,
-            member_text={m: c for m, c in (self.member_text or {}).items() if m in keep} or None)
+            member_text={m: c for m, c in (self.member_text or {}).items() if m in keep} or None,
+            **({} if threshold is UNCHANGED else {"threshold": threshold}))
         new._restore(ModelParts(
             members={m: self.members_[m] for m in keep},
             fit_seconds={m: self.fit_seconds_[m] for m in keep}, classes=self.classes_,

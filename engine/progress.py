@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import time
 from collections.abc import Iterator
 
 from rich.console import Console
@@ -36,16 +37,37 @@ class _Bar:
         self.progress.update(self.task, completed=completed, description=description)
 
 
+class _Lines:
+    """A plain line per step, for logs and pipes (a bar there would be one endless line)."""
+
+    def __init__(self, total: float, title: str) -> None:
+        self.total, self.title, self.done = total, title, 0.0
+        self.start = time.monotonic()
+
+    def advance(self, description: str = "") -> None:
+        self.set(self.done + 1, description)
+
+    def set(self, completed: float, description: str = "") -> None:
+        self.done = completed
+        minutes, seconds = divmod(int(time.monotonic() - self.start), 60)
+        print(f"{self.title} {round(completed)}/{round(self.total)}: {description} "
+              f"({minutes}:{seconds:02d} so far)", file=sys.stderr, flush=True)
+
+
 @contextlib.contextmanager
-def fit_progress(total: float, verbose: bool, title: str = "fitting") -> Iterator[_Bar | _Silent]:
-    """A bar on stderr when ``verbose`` and stderr is a terminal; otherwise nothing.
+def fit_progress(total: float, verbose: bool, title: str = "fitting"
+                 ) -> Iterator[_Bar | _Lines | _Silent]:
+    """A bar on stderr when ``verbose``, or a plain line per step when stderr is not a terminal.
 
     Call ``advance(description)`` once per finished fit, or ``set(completed,
     description)`` for a bar over something else (seconds of a tuning budget).
     """
     console = Console(stderr=True)
-    if not verbose or not sys.stderr.isatty():
+    if not verbose:
         yield _Silent()
+        return
+    if not sys.stderr.isatty():
+        yield _Lines(total, title)
         return
     columns = (TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("elapsed"), TimeElapsedColumn(), TextColumn("left"),

@@ -77,6 +77,9 @@ def test_recombine_to_a_new_directory(workspace):
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["combiner"]["name"] == "mean"
     assert manifest["combiner"]["config"]["weights"] == {"nb": 1, "lr": 3}
+    assert manifest["threshold"] is None
+    assert main(["recombine", str(out), "--combiner", "mean", "--threshold", "0.35"]) == 0
+    assert json.loads((out / "manifest.json").read_text())["threshold"] == 0.35
 
 
 def test_submit_matches_the_sample(workspace):
@@ -189,8 +192,13 @@ def test_fit_reports_the_saved_model_size(workspace, capsys):
     assert float(said[3]) == pytest.approx(member[said[2]] / 1e6, abs=0.051)
 
 
-def test_no_progress_bar_when_output_is_not_a_terminal(workspace):
+def test_piped_output_gets_a_plain_line_per_fit_instead_of_a_bar(workspace):
     result = subprocess.run([sys.executable, "-m", "engine.cli", "fit",
                              str(workspace / "config.toml"), "-o", str(workspace / "model-pipe")],
                             capture_output=True, text=True, stdin=subprocess.DEVNULL)
     assert result.returncode == 0 and "elapsed" not in result.stdout + result.stderr
+    assert "\r" not in result.stderr and "\x1b" not in result.stderr  # no bar drawing
+    steps = [line for line in result.stderr.splitlines() if line.startswith("fitting ")]
+    total = len(steps)
+    assert total > 1 and steps[-1].startswith(f"fitting {total}/{total}: ")
+    assert all(line.endswith("so far)") for line in steps)

@@ -109,6 +109,21 @@ def test_threshold_needs_two_classes(three_class_texts):
         Ensemble(MEMBERS, cv=3, threshold="f1").fit(X, y)
 
 
+def test_recombine_tunes_or_drops_the_threshold_without_refitting(fitted, split):
+    _, valid = split
+    tuned = fitted.recombine("stacking", threshold="f1")
+    assert 0 < tuned.threshold_ < 1 and fitted.threshold_ is None  # the original is untouched
+    assert tuned.members_["nb"] is fitted.members_["nb"]
+    assert tuned.scores_["ensemble"]["f1_positive"] >= fitted.scores_["ensemble"]["f1_positive"]
+    np.testing.assert_array_equal(tuned.predict(valid),
+                                  tuned.predict_proba(valid)[:, 1] >= tuned.threshold_)
+    kept = tuned.recombine("mean")  # not given: the setting is kept, re-tuned for "mean"
+    assert kept.threshold == "f1" and 0 < kept.threshold_ < 1
+    assert tuned.recombine("stacking", threshold=None).threshold_ is None
+    with pytest.raises(ConfigError, match="not a metric to tune for"):
+        fitted.recombine("stacking", threshold="f2")
+
+
 def test_a_member_can_read_several_columns(split):
     train, valid = split
     ens = Ensemble(MEMBERS, cv=3, random_state=0, fill_na="",
