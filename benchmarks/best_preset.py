@@ -89,6 +89,8 @@ def main() -> None:
                         help="folds for the transformer instead of the preset's (with --name)")
     parser.add_argument("--bert-keyword", action="store_true",
                         help="the transformer reads keyword + text (with --name)")
+    parser.add_argument("--bert-seeds", type=int, default=1,
+                        help="this many transformer members, seeds 42, 43, ... (with --name)")
     parser.add_argument("--stream-only", action="store_true",
                         help="only step 4, with the model step 3 left in benchmarks/.work")
     args = parser.parse_args()
@@ -100,11 +102,20 @@ def main() -> None:
     else:
         overrides = {} if args.bert_cv is None else \
             {"member_cv": {**config.ensemble.get("member_cv", {}), "bert": args.bert_cv}}
+        named = dict(overrides)  # for the results' header
         if args.bert_keyword:
             config.member_text["bert"] = ["keyword", "text"]
+            named["member_text"] = {"bert": ["keyword", "text"]}
+        if args.bert_seeds > 1:
+            plugin, params = config.members["bert"]
+            extra = {f"bert-{k + 1}": (plugin, {**params, "random_state": 42 + k})
+                     for k in range(1, args.bert_seeds)}
+            config.members.update(extra)
+            folds = overrides.get("member_cv", config.ensemble.get("member_cv", {}))
+            overrides["member_cv"] = {**folds, **dict.fromkeys(extra, folds.get("bert", 5))}
+            named["extra members"] = sorted(extra)
         data, full = measure(config, **overrides)
-        if args.bert_keyword:  # named in the results' header
-            data["overrides"] = {**overrides, "member_text": {"bert": ["keyword", "text"]}}
+        data["overrides"] = named
     data["frontier_oof"] = oof_frontier(full)
     data["streaming"] = [stream(full, config, combiner) for combiner in STREAMED]
     render(args.name, data)
@@ -125,7 +136,8 @@ def measure(config, **overrides) -> tuple[dict, object]:
                      classification_scores(y, tuned.predict_proba(valid),
                                            tuned.predict(valid).astype(np.int64)),
                      frontier[0][3]))  # the same members and combiner: the same rate
-    without = holdout.recombine("stacking", members=[m for m in holdout.members_ if m != "bert"])
+    without = holdout.recombine("stacking", members=[m for m in holdout.members_
+                                                       if not m.startswith("bert")])
     frontier.append(("stacking without bert", 0.0, classification_scores(
         y, without.predict_proba(valid)), rate(without, test)))
     for combiner, label in cascades():

@@ -450,6 +450,9 @@ class Transformer(ModelPlugin):
         history = trainer.fit(dataset(train_rows, True), epochs=self.epochs,
                               validation_data=dataset(valid_rows, False) if len(valid_rows)
                               else None, callbacks=callbacks, shuffle=False, verbose=self.verbose)
+        # The optimizer's moments would otherwise be saved with the weights (twice the
+        # trained layers' size); a fitted member only predicts.
+        trainer.optimizer = None
         if trained_model is not model:
             model.set_weights(trained_model.get_weights())
         self.history_ = {k: [float(v) for v in vals] for k, vals in history.history.items()}

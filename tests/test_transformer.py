@@ -111,6 +111,20 @@ def test_mixed_precision_training_learns_and_leaves_a_float32_model(hf_bert, tmp
     assert np.array_equal(Transformer.load(tmp_path).predict_proba(X), proba)
 
 
+@pytest.mark.parametrize("trainable_layers", [None, 1])
+def test_saved_weights_hold_no_optimizer_state(hf_bert, tmp_path, trainable_layers):
+    h5py = pytest.importorskip("h5py")
+    X, y = make_text_dataset(2, n_per_class=10, seed=7)
+    member = Transformer(hf_bert, **{**FAST, "epochs": 1, "trainable_layers": trainable_layers})
+    member.fit(X, y).save(tmp_path)
+    with h5py.File(tmp_path / "model.weights.h5") as weights:
+        names: list[str] = []
+        weights.visit(names.append)
+    assert not [n for n in names if "optimizer" in n]  # AdamW's moments: 2x the trained size
+    parameters = sum(w.nbytes for w in member.model_.get_weights())
+    assert (tmp_path / "model.weights.h5").stat().st_size < 1.2 * parameters + 200_000
+
+
 def test_bfloat16_is_fast_agrees_with_numpys_cpu_detection():
     tf = pytest.importorskip("tensorflow")
     if sys.platform != "linux" or tf.config.list_physical_devices("GPU"):
