@@ -37,12 +37,13 @@ bench: install  ## members, engine overhead, streaming at 1M rows -> benchmarks/
 	$(BIN)/python benchmarks/overhead.py
 	$(BIN)/python benchmarks/streaming.py
 
-bench-transformer: install  ## the transformer member and the best preset -> benchmarks/results/ (~1.5 h)
+bench-transformer: install  ## the transformer member and the best preset -> benchmarks/results/ (~2 h)
 	$(BIN)/python benchmarks/transformer.py
 	$(BIN)/python benchmarks/transformer_folds.py
 	$(BIN)/python benchmarks/transformer_overhead.py
 	$(BIN)/python benchmarks/transformer_throughput.py
 	$(BIN)/python benchmarks/best_preset.py
+	$(BIN)/python benchmarks/best_preset_cv.py
 	$(BIN)/python benchmarks/stacking_meta.py
 
 bench-tune: install  ## a 10-minute `ensemble tune`, before/after on the reference split, kill -9 x20 (~25 min)
