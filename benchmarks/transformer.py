@@ -31,6 +31,12 @@ VARIANTS = {
     "top 2 of 6 layers trained": {"trainable_layers": 2, "learning_rate": 2e-4, "epochs": 4},
     "top 2 of 6 layers trained, bfloat16 training": {
         "trainable_layers": 2, "learning_rate": 2e-4, "epochs": 4, "train_dtype": "bfloat16"},
+    "first 4 of 6 layers, top 2 trained, bfloat16 training": {
+        "num_layers": 4, "trainable_layers": 2, "learning_rate": 2e-4, "epochs": 4,
+        "train_dtype": "bfloat16"},
+    "first 3 of 6 layers, top 2 trained, bfloat16 training": {
+        "num_layers": 3, "trainable_layers": 2, "learning_rate": 2e-4, "epochs": 4,
+        "train_dtype": "bfloat16"},
     "frozen + linear head": {"trainable_layers": 0, "learning_rate": 2e-3, "epochs": 10,
                              "patience": 2},
 }

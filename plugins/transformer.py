@@ -76,18 +76,33 @@ class Pretrained:
 
     backbone_class: str
     config: dict[str, Any]
-    weights: list[np.ndarray]
+    weights: dict[str, np.ndarray]  # by variable path, e.g. "transformer_layer_0/.../kernel"
     tokenizer: Any
     tokenizer_identity: str
     lower_identity: dict[int, str] = field(default_factory=dict)
 
-    def new_backbone(self, dtype: str | None = None) -> Any:
-        """A new backbone with the pretrained weights, in ``dtype`` (a Keras dtype policy)."""
+    def new_backbone(self, dtype: str | None = None, num_layers: int | None = None) -> Any:
+        """A new backbone with the pretrained weights, in ``dtype`` (a Keras dtype policy).
+
+        With ``num_layers``, only the first ``num_layers`` encoder layers are kept.
+        """
         import keras_hub
 
-        config = self.config if dtype is None else {**self.config, "dtype": dtype}
+        config = dict(self.config)
+        if dtype is not None:
+            config["dtype"] = dtype
+        if num_layers is not None:
+            available = config.get("num_layers")
+            if not isinstance(available, int):
+                raise ConfigError(f"num_layers is not supported for {self.backbone_class}; "
+                                  f"use num_layers=None to keep every layer")
+            if num_layers > available:
+                raise ConfigError(f"num_layers={num_layers} but the preset has {available} "
+                                  f"encoder layers; use at most {available}")
+            config["num_layers"] = num_layers
         backbone = getattr(keras_hub.models, self.backbone_class).from_config(config)
-        backbone.set_weights(self.weights)
+        # Layers are named by position, so the first N layers' variables keep their paths.
+        backbone.set_weights([self.weights[v.path] for v in backbone.weights])
         return backbone
 
 
@@ -136,7 +151,8 @@ def load_pretrained(preset: str) -> Pretrained:
     if family not in FAMILIES:
         raise ConfigError(f"preset '{preset}' is a {family}; the transformer member supports "
                           f"{', '.join(FAMILIES)}")
-    pretrained = Pretrained(family, backbone.get_config(), backbone.get_weights(), tokenizer,
+    weights = {v.path: np.asarray(v) for v in backbone.weights}
+    pretrained = Pretrained(family, backbone.get_config(), weights, tokenizer,
                             tokenizer_fingerprint(tokenizer))
     _PRETRAINED[location] = pretrained
     return pretrained
@@ -201,6 +217,12 @@ class Transformer(ModelPlugin):
         AdamW decay, not applied to biases and layer norms.
     dropout : float, default=0.1
         Dropout before the output layer.
+    num_layers : int or None, default=None
+        Keep only the first N encoder layers of the pretrained model (None:
+        all); ``trainable_layers`` counts from the top of those. Prediction
+        costs about N / all of the whole model's: on tweets, MiniLM's first 4
+        of 6 layers predicted 1.4x faster for 0.5 points less accuracy
+        (benchmarks/results/transformer.md). Measure it on your data.
     trainable_layers : int or None, default=None
         Train only the top N encoder layers (and the head); the frozen lower
         layers' outputs are computed once per text and reused across folds and
@@ -252,6 +274,7 @@ class Transformer(ModelPlugin):
         **{key: [POSITIVE_INT] for key in ("max_length", "epochs", "batch_size", "patience",
                                            "predict_batch_size")},
         "trainable_layers": [None, Interval(int, 0, None)],
+        "num_layers": [None, Interval(int, 1, None)],
         **{key: [Interval(float, 0, 1)] for key in ("warmup", "validation_fraction", "dropout")},
         "learning_rate": [Interval(float, 0, None, "neither")],
         "weight_decay": [Interval(float, 0, None)],
@@ -260,7 +283,8 @@ class Transformer(ModelPlugin):
     def __init__(self, preset: str = "minilm", *, pooling: str = "mean", max_length: int = 64,
                  epochs: int = 4, batch_size: int = 32, learning_rate: float = 5e-5,
                  warmup: float = 0.1, weight_decay: float = 0.01, dropout: float = 0.1,
-                 trainable_layers: int | None = None, validation_fraction: float = 0.1,
+                 num_layers: int | None = None, trainable_layers: int | None = None,
+                 validation_fraction: float = 0.1,
                  patience: int = 1, train_dtype: str = "float32", predict_dtype: str = "float32",
                  predict_batch_size: int = 64, random_state: int | None = None,
                  verbose: int = 0) -> None:
@@ -273,6 +297,7 @@ class Transformer(ModelPlugin):
         self.warmup = warmup
         self.weight_decay = weight_decay
         self.dropout = dropout
+        self.num_layers = num_layers
         self.trainable_layers = trainable_layers
         self.validation_fraction = validation_fraction
         self.patience = patience
@@ -383,7 +408,7 @@ class Transformer(ModelPlugin):
 
         pretrained = load_pretrained(self.preset)
         seed_keras(self.random_state)  # after loading: that may create seeded layers
-        backbone = pretrained.new_backbone()
+        backbone = pretrained.new_backbone(num_layers=self.num_layers)
         frozen = self._frozen_layers(backbone)
         self.tokenizer_, self.tokenizer_identity_ = pretrained.tokenizer, \
             pretrained.tokenizer_identity
@@ -394,7 +419,8 @@ class Transformer(ModelPlugin):
         trained_model, trained_head = model, head
         if self._resolved_dtype("train_dtype") == "bfloat16":
             trained_model, trained_head, _ = self._build(
-                pretrained.new_backbone("mixed_bfloat16"), self.n_classes_, frozen)
+                pretrained.new_backbone("mixed_bfloat16", self.num_layers), self.n_classes_,
+                frozen)
             trained_model.set_weights(model.get_weights())  # the same start as float32
         ids = self._ids(texts)
 

@@ -125,6 +125,25 @@ def test_saved_weights_hold_no_optimizer_state(hf_bert, tmp_path, trainable_laye
     assert (tmp_path / "model.weights.h5").stat().st_size < 1.2 * parameters + 200_000
 
 
+def test_first_layers_only_keep_their_pretrained_weights_and_round_trip(hf_bert, tmp_path):
+    X, y = make_text_dataset(2, n_per_class=10, seed=8)
+    params = {**FAST, "epochs": 1, "trainable_layers": 0}  # every kept layer frozen
+    whole = Transformer(hf_bert, **params).fit(X, y)
+    first = Transformer(hf_bert, num_layers=1, **params).fit(X, y)
+    pretrained = {v.path: np.asarray(v) for v in whole.model_.get_layer("frozen_lower").weights}
+    kept = {v.path: np.asarray(v) for v in first.model_.get_layer("frozen_lower").weights}
+    assert kept and not [p for p in kept if p.startswith("transformer_layer_1/")]
+    assert all(np.array_equal(w, pretrained[p]) for p, w in kept.items())
+    for name, member in (("first", first), ("whole", whole)):
+        (tmp_path / name).mkdir()
+        member.save(tmp_path / name)
+    assert (tmp_path / "first" / "model.weights.h5").stat().st_size < \
+        (tmp_path / "whole" / "model.weights.h5").stat().st_size
+    again = Transformer.load(tmp_path / "first")
+    assert again.backbone_config_["num_layers"] == 1
+    assert np.array_equal(again.predict_proba(X), first.predict_proba(X))
+
+
 def test_bfloat16_is_fast_agrees_with_numpys_cpu_detection():
     tf = pytest.importorskip("tensorflow")
     if sys.platform != "linux" or tf.config.list_physical_devices("GPU"):
@@ -150,6 +169,8 @@ def test_saved_member_holds_its_vocabulary_and_refuses_other_classes(fitted, tmp
 @pytest.mark.parametrize("params, message", [
     ({"pooling": "max"}, "pooling must be one of mean, cls"),
     ({"trainable_layers": -1}, "trainable_layers must be None or an integer >= 0"),
+    ({"num_layers": 0}, "num_layers must be None or a positive integer"),
+    ({"num_layers": 3}, "num_layers=3 but the preset has 2 encoder layers; use at most 2"),
     ({"predict_dtype": "float16"}, "predict_dtype must be one of"),
     ({"train_dtype": "mixed_float16"}, "train_dtype must be one of"),
     ({"learning_rate": 0}, "learning_rate must be a finite number > 0"),
