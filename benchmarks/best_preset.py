@@ -91,6 +91,8 @@ def main() -> None:
                         help="the transformer reads keyword + text (with --name)")
     parser.add_argument("--bert-seeds", type=int, default=1,
                         help="this many transformer members, seeds 42, 43, ... (with --name)")
+    parser.add_argument("--bert-param", action="append", default=[], metavar="KEY=JSON",
+                        help="override a transformer parameter, e.g. num_layers=4 (with --name)")
     parser.add_argument("--stream-only", action="store_true",
                         help="only step 4, with the model step 3 left in benchmarks/.work")
     args = parser.parse_args()
@@ -106,6 +108,9 @@ def main() -> None:
         if args.bert_keyword:
             config.member_text["bert"] = ["keyword", "text"]
             named["member_text"] = {"bert": ["keyword", "text"]}
+        changed = override_params(config, "bert", args.bert_param)
+        if changed:
+            named["bert params"] = changed
         if args.bert_seeds > 1:
             plugin, params = config.members["bert"]
             extra = {f"bert-{k + 1}": (plugin, {**params, "random_state": 42 + k})
@@ -119,6 +124,15 @@ def main() -> None:
     data["frontier_oof"] = oof_frontier(full)
     data["streaming"] = [stream(full, config, combiner) for combiner in STREAMED]
     render(args.name, data)
+
+
+def override_params(config, member: str, items: list[str]) -> dict:
+    """Set ``KEY=JSON`` items as ``member``'s parameters in ``config``; the ones set."""
+    changed = {key: json.loads(value) for key, value in (i.split("=", 1) for i in items)}
+    if changed:
+        plugin, params = config.members[member]
+        config.members[member] = (plugin, {**params, **changed})
+    return changed
 
 
 def measure(config, **overrides) -> tuple[dict, object]:

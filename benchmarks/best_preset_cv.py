@@ -34,6 +34,7 @@ import numpy as np
 from sklearn.model_selection import StratifiedKFold
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from best_preset import override_params  # noqa: E402
 from common import ROOT, report  # noqa: E402
 
 from engine.config import load_config  # noqa: E402
@@ -96,11 +97,7 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("ENSEMBLE_CACHE_DIR", tempfile.mkdtemp(prefix="best-cv-cache-"))
     config = load_config(args.config)
-    overrides = dict(item.split("=", 1) for item in args.bert_param)
-    if overrides:
-        plugin, params = config.members[TRANSFORMER]
-        config.members[TRANSFORMER] = (plugin, {**params, **{
-            key: json.loads(value) for key, value in overrides.items()}})
+    overrides = override_params(config, TRANSFORMER, args.bert_param)
     frame = training_rows(config)
     y = frame[config.data.label].to_numpy()
     outer = StratifiedKFold(FOLDS, shuffle=True, random_state=42)
