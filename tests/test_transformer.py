@@ -219,6 +219,7 @@ def test_best_preset_config_builds_without_fetching_anything():
     ensemble = config.build_ensemble()
     assert ensemble.members["bert"][0] == "transformer"
     assert ensemble.member_cv == {"bert": 2} and ensemble.cv == 5  # best_preset*.md
+    assert ensemble.members["bert"][1]["num_layers"] == 4  # best_preset_cv*.md
     # bfloat16 only where the CPU computes it natively (transformer.md: same accuracy)
     assert {k: ensemble.members["bert"][1][k] for k in ("train_dtype", "predict_dtype")} == \
         {"train_dtype": "auto", "predict_dtype": "auto"}
