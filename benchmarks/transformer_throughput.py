@@ -9,8 +9,9 @@ the member beside it, alternating, and reports the ratios next to the ratios the
 targets imply (100 / 66 = 1.52, 400 / 193 = 2.07).
 
 Training rows/s counts each tweet once per epoch; weights are loaded before the
-clock starts, for both. The member runs as the best preset trains it (top 2 of 6
-layers, the lower 4 computed once per tweet in float32 and included in the time,
+clock starts, for both. The member runs as the best preset trained it before it kept
+4 layers (top 2 of 6 layers, the lower 4 computed once per tweet in float32 and
+included in the time,
 ``train_dtype="auto"``: mixed bfloat16 where the CPU has bf16 units), the same in
 float32, as a full fine-tune, and cut to its first 4 layers (``num_layers=4``, top 2
 trained); it predicts in float32 and with ``predict_dtype="auto"``.
@@ -134,11 +135,11 @@ def render(runs: dict[str, list[dict[str, float]]], auto: str,
     rows = [f"| KerasHub by hand, fixed 48 tokens (the reference) | {hand_train:.0f} | "
             f"{hand_predict:.0f} | | 1.00 | 1.00 | |"]
     for name, label in (("top2_auto", "member, top 2 of 6 layers, train_dtype auto "
-                                      "(best preset)"),
+                                      "(the best preset before num_layers)"),
                         ("top2", "member, top 2 of 6 layers, float32 training"),
                         ("full", "member, full fine-tune, float32 training"),
                         ("first4_top2_auto", "member, first 4 of 6 layers (num_layers=4), "
-                                             "top 2 trained, train_dtype auto")):
+                                             "top 2 trained, train_dtype auto (best preset)")):
         if name not in runs:  # results saved before the row existed
             continue
         train, fp32, best = med(name, "train"), med(name, "predict_float32"), \
