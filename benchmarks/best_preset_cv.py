@@ -34,7 +34,7 @@ import numpy as np
 from sklearn.model_selection import StratifiedKFold
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from best_preset import override_params  # noqa: E402
+from best_preset import cascade_name, override_params  # noqa: E402
 from common import ROOT, report  # noqa: E402
 
 from engine.config import load_config  # noqa: E402
@@ -54,9 +54,9 @@ def combiners(members: list[str]) -> list[tuple[str, object, list[str] | None]]:
             ("stacking, threshold tuned for F1 on the fit's out-of-fold rows", "f1", None),
             ("selection", "selection", None), ("mean", "mean", None), ("vote", "vote", None)]
     if TRANSFORMER in members:
+        order = [*others, TRANSFORMER]
         rows += [("stacking without bert", "stacking", others),
-                 ("cascade nb > word-lr > char-lr > use > dense > bert, margin 0.1",
-                  ("cascade", {"order": [*others, TRANSFORMER], "margin": 0.1}), None)]
+                 (cascade_name(order, 0.1), ("cascade", {"order": order, "margin": 0.1}), None)]
     return rows
 
 
@@ -107,15 +107,13 @@ def main() -> None:
                                  WORK / args.name / f"fold{k}.json"))
         print(f"fold {k + 1}/{FOLDS}: fitted in {folds[-1]['fit_s']:.0f} s", flush=True)
     table = []
+    held = np.concatenate([f["held"] for f in folds])
     for name in folds[0]["models"]:
-        held = np.concatenate([f["held"] for f in folds])
         proba = np.concatenate([f["models"][name]["proba"] for f in folds])
         decided = np.concatenate([f["models"][name]["decided"] for f in folds])
         pooled = classification_scores(y[held], np.c_[1 - proba, proba], decided)
-        per_fold = [classification_scores(
-            y[f["held"]], np.c_[1 - np.asarray(f["models"][name]["proba"]),
-                                 f["models"][name]["proba"]],
-            np.asarray(f["models"][name]["decided"]))["accuracy"] for f in folds]
+        per_fold = [float(np.mean(np.asarray(f["models"][name]["decided"]) == y[f["held"]]))
+                    for f in folds]
         table.append({"model": name, **pooled, "fold_accuracy": per_fold})
     fits = [f["fit_s"] for f in folds]
     rows = [f"| {r['model']} | {100 * r['accuracy']:.2f} | "
