@@ -326,8 +326,12 @@ def _apply_signing(args: argparse.Namespace) -> None:
         return
     if args.trusted_keys:
         os.environ[TRUSTED_KEYS_ENV] = str(Path(args.trusted_keys).expanduser().resolve())
-    if args.require_signature:
+    # Keys named on the command line mean "check this model", as verify_with= does in
+    # the API; only the environment's keys merely say whom to trust.
+    if args.require_signature or (args.trusted_keys and not args.allow_unsigned):
         os.environ[REQUIRE_ENV] = "1"
+    elif args.allow_unsigned:
+        os.environ[REQUIRE_ENV] = "0"
     if signature_required_by_env() and not os.environ.get(TRUSTED_KEYS_ENV):
         raise ValueError("--require-signature needs the public keys you trust: "
                          "--trusted-keys FILE (or ENSEMBLE_TRUSTED_KEYS=FILE)")
@@ -429,12 +433,18 @@ def build_parser() -> argparse.ArgumentParser:
                        help="also trust this skops type, import string, TF Hub handle or token "
                             "pattern that the model directory names (repeatable)")
         p.add_argument("--trusted-keys", dest="trusted_keys", metavar="FILE",
-                       help="public keys you trust, one per line (OpenSSH or PEM): a signed "
-                            "model must be signed by one of them (default: "
-                            "$ENSEMBLE_TRUSTED_KEYS)")
-        p.add_argument("--require-signature", dest="require_signature", action="store_true",
-                       help="refuse a model that is not signed by a trusted key (also "
-                            "ENSEMBLE_REQUIRE_SIGNATURE=1)")
+                       help="public keys you trust, one per line (OpenSSH or PEM): the model "
+                            "must be signed by one of them (unsigned models are refused "
+                            "unless --allow-unsigned; $ENSEMBLE_TRUSTED_KEYS only says whom "
+                            "to trust)")
+        signed = p.add_mutually_exclusive_group()
+        signed.add_argument("--require-signature", dest="require_signature",
+                            action="store_true",
+                            help="refuse a model that is not signed by a trusted key (also "
+                                 "ENSEMBLE_REQUIRE_SIGNATURE=1)")
+        signed.add_argument("--allow-unsigned", dest="allow_unsigned", action="store_true",
+                            help="with --trusted-keys: still load unsigned models (signed "
+                                 "ones must be signed by a trusted key)")
         return p
 
     def chunk_option(p: argparse.ArgumentParser) -> None:

@@ -136,6 +136,22 @@ def test_unsigned_model_loads_as_before_unless_a_signature_is_required(signed_mo
     assert "--trusted-keys FILE" in capsys.readouterr().err
 
 
+def test_keys_on_the_command_line_refuse_unsigned_models_unless_allowed(signed_model, keys,
+                                                                          monkeypatch, capsys):
+    unsigned = ["evaluate", str(signed_model / "unsigned")]
+    keys_flag = ["--trusted-keys", str(keys["author_pub"])]
+    assert main(unsigned + keys_flag) == 2  # as verify_with= does in the API
+    err = capsys.readouterr().err
+    assert "not signed" in err and "--allow-unsigned" in err and err.count("\n") == 1
+    assert main(unsigned + keys_flag + ["--allow-unsigned"]) == 0
+    assert main(["evaluate", str(signed_model / "model")] + keys_flag) == 0  # signed: fine
+    monkeypatch.setenv("ENSEMBLE_TRUSTED_KEYS", str(keys["author_pub"]))
+    assert main(unsigned) == 0  # keys from the environment only say whom to trust
+    with pytest.raises(SystemExit):  # argparse: one usage line, then the error
+        main(unsigned + ["--require-signature", "--allow-unsigned"])
+    assert "not allowed with argument --require-signature" in capsys.readouterr().err
+
+
 def test_signature_by_an_untrusted_key_is_refused(copy, keys):
     sign_model(copy, keys["stranger"])
     with pytest.raises(SignatureError, match="not among the trusted keys.*add its author"):

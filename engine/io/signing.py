@@ -251,7 +251,8 @@ def check_signature(path: Path, manifest: dict[str, Any], policy: TrustPolicy
         if policy.require:
             raise SignatureError(f"{path} is not signed and a signature is required; ask its "
                                  f"author to sign it (ensemble sign MODEL --key KEYFILE), or "
-                                 f"load it without --require-signature if you trust its source")
+                                 f"if you trust its source, load it with --allow-unsigned "
+                                 f"(and without --require-signature)")
         return None
     if not policy.keys:
         if policy.require:
