@@ -6,6 +6,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import time
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -213,6 +214,7 @@ def test_openssh_keys_sign_and_verify(copy, tmp_path):
     (b"", "no public keys"),
     ("rsa", "use an Ed25519 key|Ed25519 keys"),
     ("private", "holds a private key"),
+    ("certificate", "line 1: an OpenSSH certificate"),  # its expiry would go unchecked
 ])
 def test_bad_trusted_keys_are_one_line_errors_that_say_what_to_do(signed_model, tmp_path,
                                                                     capsys, content, message):
@@ -223,6 +225,13 @@ def test_bad_trusted_keys_are_one_line_errors_that_say_what_to_do(signed_model, 
         content = ed25519.Ed25519PrivateKey.generate().private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption())
+    elif content == "certificate":
+        ca, now = ed25519.Ed25519PrivateKey.generate(), int(time.time())
+        cert = (serialization.SSHCertificateBuilder()
+                .public_key(ed25519.Ed25519PrivateKey.generate().public_key())
+                .type(serialization.SSHCertificateType.USER).valid_principals([b"alice"])
+                .valid_after(now - 3600).valid_before(now - 60).sign(ca))  # expired
+        content = cert.public_bytes()
     (tmp_path / "trusted").write_bytes(content)
     assert main(["evaluate", str(signed_model / "model"), "--trusted-keys",
                  str(tmp_path / "trusted")]) == 2

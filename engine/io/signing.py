@@ -143,6 +143,12 @@ def parse_public_keys(text: bytes, where: str) -> list[Any]:
             continue
         if not line or line.startswith("#"):
             continue
+        if line.split(None, 1)[0].endswith("-cert-v01@openssh.com"):
+            # cryptography would return the certified key and drop what the certificate
+            # limits (validity, principals, its CA), which we do not check
+            raise SignatureError(f"{where}, line {number}: an OpenSSH certificate, whose limits "
+                                 f"are not checked here; give the plain public key "
+                                 f"(ssh-ed25519 AAAA..., the KEYFILE.pub beside it)")
         try:
             key = serialization.load_ssh_public_key(line.encode())
         except (ValueError, IndexError):
