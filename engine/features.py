@@ -9,7 +9,7 @@ a cache directory that someone else owns or that others may write to is
 refused. Each entry carries a MAC keyed by a secret in the cache (see
 :func:`cache_key`), so an entry this user's key did not write (planted,
 copied from another cache, or damaged) is recomputed, never returned.
-``clear`` deletes only the entries of a directory that holds the cache's
+``clear`` deletes only the entries of a directory that holds this cache's
 marker (``CACHEDIR.TAG``), never anything else.
 
 The cache lives in ``$ENSEMBLE_CACHE_DIR`` or ``~/.cache/ensemble-engine/features``.
@@ -107,6 +107,19 @@ def check_private(directory: Path) -> None:
         raise CacheError(f"feature cache {directory} is writable by other users (mode "
                          f"{stat.S_IMODE(info.st_mode):o}), who could plant embeddings; run "
                          f"chmod 700 {directory}, or set ENSEMBLE_CACHE_DIR to a private folder")
+
+
+def _ours(marker: Path) -> bool:
+    """Whether ``marker`` is a small regular file naming this cache (another tool's cache
+    directory has a CACHEDIR.TAG too)."""
+    try:
+        fd = os.open(marker, _READ)
+    except OSError:
+        return False
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            return False
+        return MARKER_TEXT.splitlines()[1].encode() in handle.read(4096)
 
 
 def cache_key(directory: Path) -> bytes:
@@ -308,12 +321,12 @@ class FeatureCache:
         _memory.clear()
         if not self.directory.is_dir():
             return 0
-        if not (self.directory / MARKER).is_file() or self.directory.is_symlink():
+        if not _ours(self.directory / MARKER) or self.directory.is_symlink():
             if not any(self.directory.iterdir()):
                 return 0
-            raise CacheError(f"{self.directory} has no {MARKER}, so ensemble-engine did not "
-                             f"create it as its feature cache; deleting nothing in it (check "
-                             f"ENSEMBLE_CACHE_DIR)")
+            raise CacheError(f"{self.directory} has no {MARKER} of ensemble-engine's, so it "
+                             f"did not create it as its feature cache; deleting nothing in it "
+                             f"(check ENSEMBLE_CACHE_DIR)")
         check_private(self.directory)
         count = 0
         for entry in list(self._entries()):

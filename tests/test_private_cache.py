@@ -109,9 +109,17 @@ def test_cache_clear_refuses_a_folder_it_did_not_create(tmp_path, monkeypatch, c
     monkeypatch.setenv("ENSEMBLE_CACHE_DIR", str(folder))
     assert main(["cache", "clear"]) == 2
     err = capsys.readouterr().err
-    assert "has no CACHEDIR.TAG" in err and "deleting nothing" in err
+    assert "has no CACHEDIR.TAG of ensemble-engine's" in err and "deleting nothing" in err
     assert (folder / "thesis.tex").read_text() == "years of work"
     assert (folder / "0123456789abcdef").is_dir()
+    # another tool's cache tag is not ours: its files stay too
+    (folder / "CACHEDIR.TAG").write_text("Signature: 8a477f597d28d172789f06886806bc55\n"
+                                         "# created by some other tool\n")
+    entry = folder / "0123456789abcdef" / "ab" / ("0" * 64)
+    entry.parent.mkdir()
+    entry.write_bytes(b"someone else's")
+    assert main(["cache", "clear"]) == 2
+    assert "deleting nothing" in capsys.readouterr().err and entry.exists()
 
 
 def test_cache_clear_deletes_only_its_own_entries(cache_dir, monkeypatch, capsys):
