@@ -37,6 +37,12 @@ VARIANTS = {
     "first 3 of 6 layers, top 2 trained, bfloat16 training": {
         "num_layers": 3, "trainable_layers": 2, "learning_rate": 2e-4, "epochs": 4,
         "train_dtype": "bfloat16"},
+    "top 2 of 6 layers trained, bfloat16 training, text cleaned": {
+        "trainable_layers": 2, "learning_rate": 2e-4, "epochs": 4, "train_dtype": "bfloat16",
+        "clean_text": True},
+    "first 4 of 6 layers, top 2 trained, bfloat16 training, text cleaned": {
+        "num_layers": 4, "trainable_layers": 2, "learning_rate": 2e-4, "epochs": 4,
+        "train_dtype": "bfloat16", "clean_text": True},
     "frozen + linear head": {"trainable_layers": 0, "learning_rate": 2e-3, "epochs": 10,
                              "patience": 2},
 }

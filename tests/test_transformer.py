@@ -144,6 +144,21 @@ def test_first_layers_only_keep_their_pretrained_weights_and_round_trip(hf_bert,
     assert np.array_equal(again.predict_proba(X), first.predict_proba(X))
 
 
+def test_clean_text_reads_links_and_mangled_punctuation_as_words_and_is_saved(hf_bert,
+                                                                             tmp_path):
+    X, y = make_text_dataset(2, n_per_class=10, seed=9)
+    member = Transformer(hf_bert, clean_text=True, **{**FAST, "epochs": 1}).fit(X, y)
+    raw = ["fire near the school http://t.co/wDUEaj8Q4J &amp; smoke",
+           "They can\x89Ûªt stop the flood \x89ÛÒ"]
+    cleaned = ["fire near the school http & smoke", "They can't stop the flood -"]
+    assert [len(i) for i in member._ids(raw)] == [len(i) for i in member._ids(cleaned)]
+    assert np.array_equal(member.predict_proba(raw), member.predict_proba(cleaned))
+    member.save(tmp_path)
+    again = Transformer.load(tmp_path)
+    assert again.clean_text is True
+    assert np.array_equal(again.predict_proba(raw), member.predict_proba(raw))
+
+
 def test_bfloat16_is_fast_agrees_with_numpys_cpu_detection():
     tf = pytest.importorskip("tensorflow")
     if sys.platform != "linux" or tf.config.list_physical_devices("GPU"):
@@ -175,6 +190,7 @@ def test_saved_member_holds_its_vocabulary_and_refuses_other_classes(fitted, tmp
     ({"train_dtype": "mixed_float16"}, "train_dtype must be one of"),
     ({"learning_rate": 0}, "learning_rate must be a finite number > 0"),
     ({"max_length": 2}, "max_length must be at least 3"),
+    ({"clean_text": "yes"}, "clean_text must be a bool, got 'yes'"),
 ])
 def test_bad_settings_fail_before_training(hf_bert, params, message):
     X, y = make_text_dataset(2, n_per_class=5)
