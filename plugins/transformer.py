@@ -320,7 +320,8 @@ class Transformer(ModelPlugin):
         """Fine-tuning settings; each trial is K fine-tunings, so give it a long --time."""
         return {"learning_rate": Float(1e-5, 1e-4, log=True), "epochs": Int(1, 5),
                 "max_length": Categorical([32, 48, 64, 96]), "dropout": Float(0.0, 0.3),
-                "weight_decay": Float(0.0, 0.1), "warmup": Float(0.0, 0.2)}
+                "weight_decay": Float(0.0, 0.1), "warmup": Float(0.0, 0.2),
+                "clean_text": Categorical([False, True])}
 
     # -- checks ------------------------------------------------------------------
 
