@@ -32,10 +32,11 @@ def _format_warning(message, category, filename, lineno, line=None) -> str:
 
 
 def _load(args: argparse.Namespace):
+    from engine.features import CACHE_PREDICTIONS_ENV
     from engine.streaming import loaded
 
     if getattr(args, "cache_features", False):
-        os.environ["ENSEMBLE_CACHE_PREDICTIONS"] = "1"
+        os.environ[CACHE_PREDICTIONS_ENV] = "1"
     # the same cached object the chunked prediction uses: the model is loaded once
     return loaded(str(Path(args.model).resolve()), tuple(args.trust or ()))
 
@@ -324,11 +325,17 @@ def _apply_signing(args: argparse.Namespace) -> None:
 
     if not hasattr(args, "trusted_keys"):  # this command loads no model
         return
-    if args.trusted_keys:
+    if args.trusted_keys is not None:
+        if not args.trusted_keys.strip():  # `--trusted-keys "$UNSET"` must not mean "no check"
+            raise ValueError("--trusted-keys got an empty path; give the file of public keys "
+                             "you trust")
         os.environ[TRUSTED_KEYS_ENV] = str(Path(args.trusted_keys).expanduser().resolve())
+    elif args.allow_unsigned:
+        raise ValueError("--allow-unsigned goes with --trusted-keys FILE (to stop requiring "
+                         "signatures from the environment, set ENSEMBLE_REQUIRE_SIGNATURE=0)")
     # Keys named on the command line mean "check this model", as verify_with= does in
     # the API; only the environment's keys merely say whom to trust.
-    if args.require_signature or (args.trusted_keys and not args.allow_unsigned):
+    if args.require_signature or (args.trusted_keys is not None and not args.allow_unsigned):
         os.environ[REQUIRE_ENV] = "1"
     elif args.allow_unsigned:
         os.environ[REQUIRE_ENV] = "0"
@@ -651,10 +658,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status. Errors are one line on stderr, no traceback."""
 
+    from engine.features import CACHE_PREDICTIONS_ENV
     from engine.io.signing import REQUIRE_ENV, TRUSTED_KEYS_ENV
+    from engine.serving import ENVIRONMENT as SERVING_ENV
 
     args = build_parser().parse_args(argv)
-    saved = {name: os.environ.get(name) for name in (REQUIRE_ENV, TRUSTED_KEYS_ENV)}
+    saved = {name: os.environ.get(name) for name in (REQUIRE_ENV, TRUSTED_KEYS_ENV,
+                                                     CACHE_PREDICTIONS_ENV, SERVING_ENV)}
     formatwarning, warnings.formatwarning = warnings.formatwarning, _format_warning
     try:
         return _run(args)

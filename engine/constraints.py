@@ -78,7 +78,10 @@ class Options:
         self.values = tuple(values)
 
     def accepts(self, value: Any) -> bool:
-        return any(value == v and type(value) is type(v) for v in self.values)
+        # the type check keeps True from passing for 1; a str subclass (a string read from
+        # a model directory) is still a str
+        return any(value == v and (type(value) is type(v) or isinstance(v, str)
+                                   and isinstance(value, str)) for v in self.values)
 
     def __str__(self) -> str:
         if len(self.values) == 1:

@@ -51,6 +51,7 @@ MEMORY_ENTRIES = 200_000  # about 400 MB of 512-d vectors kept in memory per pro
 # Prediction reads the cache but fills it only when asked: by the engine while it predicts
 # held-out folds during fit (those texts are training data), or by the user
 # (ENSEMBLE_CACHE_PREDICTIONS=1, the CLI's --cache-features).
+CACHE_PREDICTIONS_ENV = "ENSEMBLE_CACHE_PREDICTIONS"
 _fill_on_predict: contextvars.ContextVar[bool] = contextvars.ContextVar("fill_on_predict",
                                                                         default=False)
 
@@ -67,7 +68,7 @@ def filling_on_predict() -> Iterator[None]:
 
 def fill_on_predict() -> bool:
     """Whether a prediction should store the embeddings it computes."""
-    return _fill_on_predict.get() or os.environ.get("ENSEMBLE_CACHE_PREDICTIONS", "").lower() \
+    return _fill_on_predict.get() or os.environ.get(CACHE_PREDICTIONS_ENV, "").lower() \
         in ("1", "true", "yes")
 
 
@@ -187,14 +188,17 @@ class FeatureCache:
     def _open(self) -> bytes | None:
         """Create (0700, with its marker) or check the directory; its key, None if unreadable."""
         if self._secret is None:
-            if not self.directory.is_dir():
+            fresh = not self.directory.is_dir()
+            if fresh:
                 try:
                     self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
                 except OSError:
                     return None  # unwritable: _store warns, reading finds nothing
             check_private(self.directory)
             marker = self.directory / MARKER
-            if not os.path.lexists(marker):
+            # tag only a folder this cache made (or an empty one): a folder of the user's
+            # files that ENSEMBLE_CACHE_DIR names by mistake must never become clear-able
+            if not os.path.lexists(marker) and (fresh or not any(self.directory.iterdir())):
                 with contextlib.suppress(OSError):
                     fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600)
                     with os.fdopen(fd, "w") as handle:

@@ -112,6 +112,11 @@ def test_cache_clear_refuses_a_folder_it_did_not_create(tmp_path, monkeypatch, c
     assert "has no CACHEDIR.TAG of ensemble-engine's" in err and "deleting nothing" in err
     assert (folder / "thesis.tex").read_text() == "years of work"
     assert (folder / "0123456789abcdef").is_dir()
+    # using it as a cache does not tag it: it still held the user's files
+    folder.chmod(0o700)
+    FeatureCache(folder).encode(Lengths(), ["one"])
+    assert not (folder / "CACHEDIR.TAG").exists()
+    assert main(["cache", "clear"]) == 2 and "deleting nothing" in capsys.readouterr().err
     # another tool's cache tag is not ours: its files stay too
     (folder / "CACHEDIR.TAG").write_text("Signature: 8a477f597d28d172789f06886806bc55\n"
                                          "# created by some other tool\n")

@@ -71,9 +71,11 @@ def test_cli_predicts_with_a_required_signature(signed_model, keys, tmp_path):
     out = tmp_path / "p.csv"
     assert main(["predict", str(signed_model / "model"), str(signed_model / "test.csv"), "-o",
                  str(out), "--trusted-keys", str(keys["author_pub"]),
-                 "--require-signature"]) == 0
+                 "--require-signature", "--cache-features"]) == 0
     assert len(out.read_text().splitlines()) == 21
-    assert "ENSEMBLE_REQUIRE_SIGNATURE" not in os.environ  # the flag did not leak
+    for name in ("ENSEMBLE_REQUIRE_SIGNATURE", "ENSEMBLE_TRUSTED_KEYS",
+                 "ENSEMBLE_CACHE_PREDICTIONS"):
+        assert name not in os.environ  # the flags did not leak into the caller's next call
 
 
 def rehash(model, relative):
@@ -148,6 +150,12 @@ def test_keys_on_the_command_line_refuse_unsigned_models_unless_allowed(signed_m
     assert main(["evaluate", str(signed_model / "model")] + keys_flag) == 0  # signed: fine
     monkeypatch.setenv("ENSEMBLE_TRUSTED_KEYS", str(keys["author_pub"]))
     assert main(unsigned) == 0  # keys from the environment only say whom to trust
+    monkeypatch.delenv("ENSEMBLE_TRUSTED_KEYS")
+    for argv, message in ((["--trusted-keys", ""], "--trusted-keys got an empty path"),
+                          (["--allow-unsigned"], "--allow-unsigned goes with --trusted-keys")):
+        assert main(unsigned + argv) == 2  # `--trusted-keys "$UNSET"` is not "no check"
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1
     with pytest.raises(SystemExit):  # argparse: one usage line, then the error
         main(unsigned + ["--require-signature", "--allow-unsigned"])
     assert "not allowed with argument --require-signature" in capsys.readouterr().err

@@ -268,6 +268,19 @@ def edit_member_json(path, change):
     path.write_text(json.dumps(document))
 
 
+@pytest.mark.parametrize("change, message", [
+    ({"clean_text": "yes"}, "clean_text must be a bool, got 'yes'"),
+    ({"pooling": "max"}, "unknown pooling 'max' .did you mean 'mean'.."),
+    ({"max_length": -5}, "max_length must be a positive integer"),
+])
+def test_parameters_fit_would_refuse_are_refused_at_load(fitted, tmp_path, change, message):
+    member, _ = fitted
+    member.save(tmp_path)
+    edit_member_json(tmp_path / "params.json", lambda d: d.update(change))
+    with pytest.raises(ModelDirectoryError, match=f"params.json: {message}.*; refusing to load$"):
+        Transformer.load(tmp_path)
+
+
 def test_a_hostile_member_directory_names_no_file_and_poisons_no_cache(fitted, tmp_path):
     member, X = fitted
     member.save(tmp_path)

@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from engine.errors import ModelDirectoryError
+from engine.constraints import validate_params
+from engine.errors import ConfigError, ModelDirectoryError
 from engine.io.files import load_npz
 from engine.io.schema import PARAMS_SCHEMA, STATE_SCHEMA, read_checked
 from engine.io.skops import dump_estimator, load_estimator
@@ -126,6 +127,11 @@ def load_state(cls: type, directory: str | Path) -> Any:
         fitted.update({_checked_name(k, FITTED_NAME, directory / STATE_NPZ): v
                        for k, v in arrays.items()})
     obj = cls(**params)
+    try:  # the checks fit makes: a changed params.json cannot pass what fit would refuse
+        validate_params(obj, getattr(cls, "_constraints", {}))
+    except ConfigError as exc:
+        raise ModelDirectoryError(f"{directory / PARAMS_JSON}: {exc}; refusing to load") \
+            from None
     for key, value in fitted.items():
         setattr(obj, key, value)
     return obj
