@@ -28,10 +28,29 @@ DEFAULT_CHUNK_SIZE = 50_000
 
 
 @functools.lru_cache(maxsize=4)
-def _load_once(path: str, trusted: tuple[str, ...], signing: tuple[str, str]) -> Any:
+def _load_once(path: str, trusted: tuple[str, ...], signing: tuple[str, str],
+               saved: str) -> Any:
     from engine.ensemble import load_ensemble
 
     return load_ensemble(path, trusted)  # the signing policy comes from the environment
+
+
+def _saved_version(path: str) -> str:
+    """The sha256 of the manifest at ``path``: a model saved over it there is another key.
+
+    The manifest holds every file's hash and the save's time, so this changes with any
+    re-save; a file that cannot be read gives "" and the load says what is wrong.
+    """
+    import hashlib
+
+    from engine.errors import EnsembleError
+    from engine.io.files import MAX_JSON_BYTES, read_bytes
+    from engine.io.model_dir import MANIFEST
+
+    try:
+        return hashlib.sha256(read_bytes(Path(path) / MANIFEST, MAX_JSON_BYTES)).hexdigest()
+    except (OSError, EnsembleError):
+        return ""
 
 
 def _signing_policy() -> tuple[str, str]:
@@ -42,12 +61,12 @@ def _signing_policy() -> tuple[str, str]:
 
 
 def loaded(path: str, trusted: tuple[str, ...] = ()) -> Any:
-    """The model at ``path``, loaded (and verified) once per process.
+    """The model at ``path``, loaded (and verified) once per process and per save.
 
     Each caller gets its own shallow copy, so the settings one sets
     (``set_params(text=...)``) never reach another; the fitted members are shared.
     """
-    return copy.copy(_load_once(path, trusted, _signing_policy()))
+    return copy.copy(_load_once(path, trusted, _signing_policy(), _saved_version(path)))
 
 
 def predict_frame(frame: pd.DataFrame, path: str, settings: dict[str, Any] | None = None,

@@ -1,5 +1,6 @@
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -55,6 +56,20 @@ def test_predict_writes_ids_labels_and_probabilities(workspace):
     assert pred["id"].tolist() == test["id"].tolist()
     assert ((pred.proba_0 + pred.proba_1 - 1).abs() < 1e-9).all()
     assert set(pred["label"]) <= {0, 1}
+
+
+def test_predict_again_after_a_re_save_uses_the_new_model(workspace, tmp_path):
+    """One process (a notebook, a wrapper) predicting twice: a model saved over the
+    first one in between is the one that predicts the second time."""
+    model = tmp_path / "model"
+    shutil.copytree(workspace / "model", model)
+    out = tmp_path / "pred.csv"
+    argv = ["predict", str(model), str(workspace / "test.csv"), "-o", str(out)]
+    assert main(argv) == 0
+    assert (pd.read_csv(out)["label"] == 1).any()
+    assert main(["recombine", str(model), "--combiner", "mean", "--threshold", "0.999"]) == 0
+    assert main(argv) == 0
+    assert (pd.read_csv(out)["label"] == 0).all()  # the new threshold, not a cached model
 
 
 @pytest.mark.parametrize("fmt", ["csv", "json", "markdown", "table"])
