@@ -335,10 +335,8 @@ def _apply_signing(args: argparse.Namespace) -> None:
                          "signatures from the environment, set ENSEMBLE_REQUIRE_SIGNATURE=0)")
     # Keys named on the command line mean "check this model", as verify_with= does in
     # the API; only the environment's keys merely say whom to trust.
-    if args.require_signature or (args.trusted_keys is not None and not args.allow_unsigned):
-        os.environ[REQUIRE_ENV] = "1"
-    elif args.allow_unsigned:
-        os.environ[REQUIRE_ENV] = "0"
+    if args.require_signature or args.trusted_keys is not None:
+        os.environ[REQUIRE_ENV] = "0" if args.allow_unsigned else "1"
     if signature_required_by_env() and not os.environ.get(TRUSTED_KEYS_ENV):
         raise ValueError("--require-signature needs the public keys you trust: "
                          "--trusted-keys FILE (or ENSEMBLE_TRUSTED_KEYS=FILE)")
@@ -658,13 +656,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status. Errors are one line on stderr, no traceback."""
 
-    from engine.features import CACHE_PREDICTIONS_ENV
     from engine.io.signing import REQUIRE_ENV, TRUSTED_KEYS_ENV
-    from engine.serving import ENVIRONMENT as SERVING_ENV
 
     args = build_parser().parse_args(argv)
+    from engine.features import CACHE_PREDICTIONS_ENV  # after --help: it imports numpy
+
     saved = {name: os.environ.get(name) for name in (REQUIRE_ENV, TRUSTED_KEYS_ENV,
-                                                     CACHE_PREDICTIONS_ENV, SERVING_ENV)}
+                                                     CACHE_PREDICTIONS_ENV)}
     formatwarning, warnings.formatwarning = warnings.formatwarning, _format_warning
     try:
         return _run(args)

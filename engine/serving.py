@@ -576,15 +576,16 @@ def serve(model_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, work
     if limits.threads is None:
         limits = replace(limits, threads=serving_threads(workers))
     # TensorFlow sizes its thread pools when it starts: in this process and in the workers
-    saved = os.environ.get("ENSEMBLE_THREADS")
+    saved = {name: os.environ.get(name) for name in ("ENSEMBLE_THREADS", ENVIRONMENT)}
     os.environ["ENSEMBLE_THREADS"] = str(limits.threads)
     try:
         _run(model_dir, host, port, workers, trusted, limits, log_level, on_ready)
-    finally:  # a caller's environment is its own
-        if saved is None:
-            os.environ.pop("ENSEMBLE_THREADS", None)
-        else:
-            os.environ["ENSEMBLE_THREADS"] = saved
+    finally:  # a caller's environment is its own (_run sets ENVIRONMENT for the workers)
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _run(model_dir: str | Path, host: str, port: int, workers: int,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import hashlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,8 +42,6 @@ def _saved_version(path: str) -> str:
     The manifest holds every file's hash and the save's time, so this changes with any
     re-save; a file that cannot be read gives "" and the load says what is wrong.
     """
-    import hashlib
-
     from engine.errors import EnsembleError
     from engine.io.files import MAX_JSON_BYTES, read_bytes
     from engine.io.model_dir import MANIFEST

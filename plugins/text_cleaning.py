@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Sequence
 
 # A link starts a word (not "Awww..." nor "@www.handle") and ends before the punctuation
 # that follows it ("(http://t.co/x)." keeps its ")." ).
@@ -57,8 +56,3 @@ def clean_web_text(text: str) -> str:
     text = _MANGLED_RUN.sub(lambda m: _MANGLED[m.group()], html.unescape(text))
     text = _LINK.sub(_as_word, _LEFTOVER.sub("", text))
     return _SPACES.sub(" ", text).strip()
-
-
-def clean_web_texts(texts: Sequence[str]) -> list[str]:
-    """:func:`clean_web_text` of each text."""
-    return [clean_web_text(t) for t in texts]

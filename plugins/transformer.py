@@ -34,7 +34,7 @@ from engine.io.trust import refuse_stored
 from engine.protocol import POSITIVE_INT
 from engine.search_space import Categorical, Float, Int
 from plugins._tensorflow import bfloat16_is_fast, import_tensorflow, seed_keras
-from plugins.text_cleaning import clean_web_texts
+from plugins.text_cleaning import clean_web_text
 from plugins.transformer_batches import (
     HIDDEN,
     TOKENS,
@@ -388,7 +388,7 @@ class Transformer(ModelPlugin):
 
     def _ids(self, texts: Sequence[str]) -> list[np.ndarray]:
         if self.clean_text:
-            texts = clean_web_texts(texts)
+            texts = [clean_web_text(t) for t in texts]
         return TOKENS.ids(self.tokenizer_, self.tokenizer_identity_, texts, self.max_length)
 
     def _lower_outputs(self, lower: Any, identity: str, ids: list[np.ndarray]
