@@ -14,7 +14,8 @@ clock starts, for both. The member runs as the best preset trained it before it 
 included in the time,
 ``train_dtype="auto"``: mixed bfloat16 where the CPU has bf16 units), the same in
 float32, as a full fine-tune, and cut to its first 4 layers (``num_layers=4``, top 2
-trained); it predicts in float32 and with ``predict_dtype="auto"``.
+trained), that last also with ``clean_text=True`` (shorter inputs); it predicts in
+float32 and with ``predict_dtype="auto"``.
 
 It also measures the CPU's matrix-product speed at the shapes of a feed-forward
 layer (float32 and bfloat16), which bounds any implementation: one tweet of 33
@@ -55,7 +56,7 @@ def by_hand(path: str, texts: list[str], labels: np.ndarray, test: list[str]
 
 def member(path: str, texts: list[str], labels: np.ndarray, test: list[str],
            trainable_layers: int | None, train_dtype: str = "float32",
-           num_layers: int | None = None) -> dict[str, float]:
+           num_layers: int | None = None, clean_text: bool = False) -> dict[str, float]:
     from plugins.transformer import Transformer, load_pretrained
     from plugins.transformer_batches import HIDDEN, TOKENS
 
@@ -65,7 +66,7 @@ def member(path: str, texts: list[str], labels: np.ndarray, test: list[str],
     params = {"learning_rate": 2e-4} if trainable_layers is not None else {}
     model = Transformer(path, epochs=EPOCHS, validation_fraction=0.0, max_length=64,
                         trainable_layers=trainable_layers, train_dtype=train_dtype,
-                        num_layers=num_layers,
+                        num_layers=num_layers, clean_text=clean_text,
                         random_state=0, **params)
     start = time.perf_counter()
     model.fit(texts, labels)
@@ -114,13 +115,16 @@ def main() -> None:
 
     path, texts, labels, test = workload()
     runs: dict[str, list[dict[str, float]]] = {"hand": [], "top2_auto": [], "top2": [],
-                                                "full": [], "first4_top2_auto": []}
+                                                "full": [], "first4_top2_auto": [],
+                                                "first4_top2_auto_clean": []}
     for _ in range(args.pairs):
         runs["hand"].append(by_hand(path, texts, labels, test))
         runs["top2_auto"].append(member(path, texts, labels, test, 2, "auto"))
         runs["top2"].append(member(path, texts, labels, test, 2))
         runs["full"].append(member(path, texts, labels, test, None))
         runs["first4_top2_auto"].append(member(path, texts, labels, test, 2, "auto", 4))
+        runs["first4_top2_auto_clean"].append(
+            member(path, texts, labels, test, 2, "auto", 4, clean_text=True))
         print(runs, flush=True)
     peak = peak_gflops()
     render(runs, "bfloat16" if bfloat16_is_fast() else "float32", peak)
@@ -139,7 +143,9 @@ def render(runs: dict[str, list[dict[str, float]]], auto: str,
                         ("top2", "member, top 2 of 6 layers, float32 training"),
                         ("full", "member, full fine-tune, float32 training"),
                         ("first4_top2_auto", "member, first 4 of 6 layers (num_layers=4), "
-                                             "top 2 trained, train_dtype auto (best preset)")):
+                                             "top 2 trained, train_dtype auto (best preset)"),
+                        ("first4_top2_auto_clean", "the same with clean_text=True (links read "
+                                                   "as 'http', entities unescaped)")):
         if name not in runs:  # results saved before the row existed
             continue
         train, fp32, best = med(name, "train"), med(name, "predict_float32"), \
