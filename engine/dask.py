@@ -1,9 +1,10 @@
 """Predict a Dask DataFrame partition by partition with a saved ensemble.
 
 Each Dask worker loads the model directory once (verified, as :func:`engine.load`
-does) and predicts the partitions it is given, so a cluster scores a table far
-bigger than one machine's memory. The model directory must be readable at the
-same path on every worker (a shared or copied filesystem).
+does, with the signing policy chosen here) and predicts the partitions it is given,
+so a cluster scores a table far bigger than one machine's memory. The model
+directory must be readable at the same path on every worker (a shared or copied
+filesystem).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from engine.io.model_dir import class_dtype, read_manifest
+from engine.io.signing import check_signature, trust_policy
 from engine.streaming import predict_frame
 
 
@@ -23,7 +25,8 @@ def _columns(classes: list[Any], dtype: Any) -> dict[str, Any]:
 
 
 def predict(model: str | Path, frame: Any, text: Any = None, fill_na: str | None = None,
-            trusted: tuple[str, ...] = ()) -> Any:
+            trusted: tuple[str, ...] = (), *, verify_with: Any = None,
+            require_signature: bool | None = None) -> Any:
     """Predict every row of the Dask DataFrame ``frame`` with the model at ``model``.
 
     Parameters
@@ -36,6 +39,11 @@ def predict(model: str | Path, frame: Any, text: Any = None, fill_na: str | None
         Override the columns and missing-text replacement saved with the model.
     trusted : tuple of str
         Extra types to trust in the model's skops files.
+    verify_with, require_signature : optional
+        The signature to require, as :func:`engine.load` takes them (default: the
+        ``$ENSEMBLE_TRUSTED_KEYS`` / ``$ENSEMBLE_REQUIRE_SIGNATURE`` of this
+        process). Checked here before any work is sent, and again by every worker
+        with these keys, whatever its own environment says.
 
     Returns
     -------
@@ -51,9 +59,12 @@ def predict(model: str | Path, frame: Any, text: Any = None, fill_na: str | None
     >>> scored.to_parquet("scored/")                              # doctest: +SKIP
     """
     path = str(Path(model).resolve())
+    policy = trust_policy(verify_with, require_signature)
     manifest = read_manifest(path)  # fail here, not on a worker, if it is not a model
+    check_signature(Path(path), manifest, policy)
     classes = manifest["classes"]["values"]
     dtype = class_dtype(manifest["classes"]["dtype"]) or object
     meta = pd.DataFrame(_columns(classes, dtype))
     settings = {"text": text, "fill_na": fill_na}
-    return frame.map_partitions(predict_frame, path, settings, tuple(trusted), meta=meta)
+    return frame.map_partitions(predict_frame, path, settings, tuple(trusted), None, policy,
+                                meta=meta)

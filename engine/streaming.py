@@ -13,7 +13,6 @@ from __future__ import annotations
 import copy
 import functools
 import hashlib
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,15 +24,16 @@ from engine.io.outputs import csv_safe, output_file
 if TYPE_CHECKING:
     import pandas as pd
 
+    from engine.io.signing import TrustPolicy
+
 DEFAULT_CHUNK_SIZE = 50_000
 
 
 @functools.lru_cache(maxsize=4)
-def _load_once(path: str, trusted: tuple[str, ...], signing: tuple[str, str],
-               saved: str) -> Any:
+def _load_once(path: str, trusted: tuple[str, ...], policy: TrustPolicy, saved: str) -> Any:
     from engine.ensemble import load_ensemble
 
-    return load_ensemble(path, trusted)  # the signing policy comes from the environment
+    return load_ensemble(path, trusted, verify_with=policy)
 
 
 def _saved_version(path: str) -> str:
@@ -44,7 +44,7 @@ def _saved_version(path: str) -> str:
     """
     from engine.errors import EnsembleError
     from engine.io.files import MAX_JSON_BYTES, read_bytes
-    from engine.io.model_dir import MANIFEST
+    from engine.io.integrity import MANIFEST
 
     try:
         return hashlib.sha256(read_bytes(Path(path) / MANIFEST, MAX_JSON_BYTES)).hexdigest()
@@ -52,32 +52,33 @@ def _saved_version(path: str) -> str:
         return ""
 
 
-def _signing_policy() -> tuple[str, str]:
-    """The environment's signing settings (the CLI's flags), part of what a cached load used."""
-    from engine.io.signing import REQUIRE_ENV, TRUSTED_KEYS_ENV
+def loaded(path: str, trusted: tuple[str, ...] = (), policy: TrustPolicy | None = None) -> Any:
+    """The model at ``path``, loaded (and verified) once per process, per save and per policy.
 
-    return os.environ.get(TRUSTED_KEYS_ENV, ""), os.environ.get(REQUIRE_ENV, "")
-
-
-def loaded(path: str, trusted: tuple[str, ...] = ()) -> Any:
-    """The model at ``path``, loaded (and verified) once per process and per save.
-
-    Each caller gets its own shallow copy, so the settings one sets
-    (``set_params(text=...)``) never reach another; the fitted members are shared.
+    ``policy`` (default: the environment's, which the CLI's signature flags set) says
+    which signatures to require. Each caller gets its own shallow copy, so the
+    settings one sets (``set_params(text=...)``) never reach another; the fitted
+    members are shared.
     """
-    return copy.copy(_load_once(path, trusted, _signing_policy(), _saved_version(path)))
+    from engine.io.signing import trust_policy
+
+    policy = trust_policy() if policy is None else policy
+    return copy.copy(_load_once(path, trusted, policy, _saved_version(path)))
 
 
 def predict_frame(frame: pd.DataFrame, path: str, settings: dict[str, Any] | None = None,
-                  trusted: tuple[str, ...] = (), threads: int | None = None) -> pd.DataFrame:
+                  trusted: tuple[str, ...] = (), threads: int | None = None,
+                  policy: TrustPolicy | None = None) -> pd.DataFrame:
     """``label`` and ``proba_<class>`` columns for the rows of ``frame``, same index.
 
     ``settings`` (``text``, ``fill_na``) override what the model was saved with.
+    ``policy`` is the signing policy the caller chose: a worker process is given it,
+    as its own environment may hold an earlier call's.
     """
     from engine.parallel import limit_threads
 
     limit_threads(threads)
-    model = loaded(path, trusted)
+    model = loaded(path, trusted, policy)
     if settings:
         model.set_params(**{k: v for k, v in settings.items() if v is not None})
     if len(frame):
@@ -105,13 +106,15 @@ def predict_chunks(model_dir: str | Path, data: str | Path, settings: dict[str, 
     from joblib import Parallel, delayed
 
     from engine.data import read_chunks
+    from engine.io.signing import trust_policy
     from engine.parallel import worker_threads
 
     path = str(Path(model_dir).resolve())
+    policy = trust_policy()  # read here, once: reused workers keep the environment they began with
     chunks = read_chunks(data, chunk_size)
     if n_jobs in (None, 1):
         for chunk in chunks:
-            yield chunk, predict_frame(chunk, path, settings, trusted)
+            yield chunk, predict_frame(chunk, path, settings, trusted, policy=policy)
         return
     # joblib reads ahead only a few chunks (pre_dispatch), so memory stays bounded.
     threads = worker_threads(n_jobs)
@@ -120,7 +123,7 @@ def predict_chunks(model_dir: str | Path, data: str | Path, settings: dict[str, 
     def tasks():
         for chunk in chunks:
             pending.append(chunk)
-            yield delayed(predict_frame)(chunk, path, settings, trusted, threads)
+            yield delayed(predict_frame)(chunk, path, settings, trusted, threads, policy)
 
     for predictions in Parallel(n_jobs=n_jobs, return_as="generator")(tasks()):
         yield pending.pop(0), predictions

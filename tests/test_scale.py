@@ -134,3 +134,31 @@ def test_dask_keeps_unsigned_integer_classes(tmp_path, small_tweets):
     result = scored.compute(scheduler="synchronous")
     assert result["label"].dtype == np.uint64
     assert result["label"].tolist() == load(tmp_path / "model").predict(test).tolist()
+
+
+def test_dask_workers_verify_with_the_keys_given_to_predict(cluster, saved, tmp_path):
+    import shutil
+
+    import dask.dataframe as dd
+    from distributed import Client
+
+    import engine.dask
+    from engine.io.signing import SignatureError, generate_key, sign_model
+
+    root, ens, _ = saved
+    key, public, _ = generate_key(tmp_path / "author.pem")
+    shutil.copytree(root / "model", tmp_path / "model")
+    sign_model(tmp_path / "model", key)
+    _, stranger, _ = generate_key(tmp_path / "stranger.pem")
+    frame = dd.from_pandas(pd.read_csv(root / "test.csv"), npartitions=2)
+    with pytest.raises(SignatureError, match="not among the trusted keys"):
+        engine.dask.predict(tmp_path / "model", frame, verify_with=stranger)  # before any work
+    with Client(cluster):
+        scored = engine.dask.predict(tmp_path / "model", frame, verify_with=public)
+        assert len(scored.compute()) == 150
+        # swapped for another, unsigned model after the call: the workers, whose own
+        # environment holds no keys, still refuse it
+        shutil.rmtree(tmp_path / "model")
+        ens.save(tmp_path / "model", {"text": "text", "id": "id"})
+        with pytest.raises(SignatureError, match="not signed and a signature is required"):
+            scored.compute()

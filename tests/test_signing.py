@@ -307,3 +307,20 @@ def test_serve_with_workers_refuses_an_untrusted_signer_in_one_line(signed_model
         capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120)
     assert done.returncode == 2 and "serving" not in done.stdout
     assert "not among the trusted keys" in done.stderr and done.stderr.count("\n") == 1
+
+
+def test_reused_worker_processes_verify_with_the_callers_policy(signed_model, keys,
+                                                                monkeypatch):
+    from engine.streaming import predict_chunks
+
+    unsigned, data = signed_model / "unsigned", signed_model / "test.csv"
+    monkeypatch.delenv("ENSEMBLE_TRUSTED_KEYS", raising=False)
+    monkeypatch.delenv("ENSEMBLE_REQUIRE_SIGNATURE", raising=False)
+    assert sum(len(p) for _, p in predict_chunks(unsigned, data, {}, 10, n_jobs=2)) == 20
+    # the same worker processes, started without keys, are handed this call's policy
+    monkeypatch.setenv("ENSEMBLE_TRUSTED_KEYS", str(keys["author_pub"]))
+    monkeypatch.setenv("ENSEMBLE_REQUIRE_SIGNATURE", "1")
+    with pytest.raises(SignatureError, match="not signed and a signature is required"):
+        list(predict_chunks(unsigned, data, {}, 10, n_jobs=2))
+    assert sum(len(p) for _, p in predict_chunks(signed_model / "model", data, {}, 10,
+                                                 n_jobs=2)) == 20

@@ -19,6 +19,7 @@ MAX_ENTRIES = 4096  # files and folders in a model directory (a saved model hold
 MAX_DEPTH = 32  # folder levels
 PICKLE_SCAN_BYTES = 4096
 PICKLE_SUFFIXES = {".pkl", ".pickle", ".joblib", ".dill", ".cloudpickle"}
+MANIFEST = "manifest.json"  # a model directory's list of files and their sha256
 # Written beside the manifest by engine.io.signing and not listed in it: it signs the manifest.
 SIGNATURE = "signature.json"
 
@@ -135,7 +136,7 @@ def _entries(path: Path) -> Iterator[tuple[str, os.stat_result]]:
                 stack.append((relative, depth + 1))
 
 
-def verify_files(path: Path, files: dict[str, str], manifest: str = "manifest.json") -> None:
+def verify_files(path: Path, files: dict[str, str], manifest: str = MANIFEST) -> None:
     """Check the sha256 of every file listed in the manifest, and that nothing else is there.
 
     Names found on disk are shown with ``repr``: a file name may hold a newline

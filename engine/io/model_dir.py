@@ -30,7 +30,7 @@ from engine import registry
 from engine.errors import EnsembleError, ModelDirectoryError, PluginNotFoundError
 from engine.io.atomic import atomic_directory, read_consistently, recover_if_interrupted
 from engine.io.files import load_npz, read_json
-from engine.io.integrity import hash_tree, inside, verify_files
+from engine.io.integrity import MANIFEST, hash_tree, inside, verify_files
 from engine.io.schema import MANIFEST_SCHEMA, validate
 from engine.io.signing import TrustPolicy, check_signature, signed_files
 from engine.io.state import describe
@@ -39,7 +39,6 @@ from engine.text_safety import clean, package_hint
 from engine.version import __version__
 
 FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
 OOF_FILE = "oof.npz"
 # Class labels are saved as JSON values plus the dtype kind they had.
 CLASS_DTYPES: dict[str, Any] = {"b": bool, "i": np.int64, "u": np.uint64, "f": float,

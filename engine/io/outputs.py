@@ -26,6 +26,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from engine.errors import EnsembleError
 from engine.io.atomic import atomic_write, refuse_link
+from engine.io.integrity import MANIFEST
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -34,7 +35,6 @@ STDOUT_NAMES = {"-": 1, "/dev/stdout": 1, "/dev/stderr": 2}
 _FD_PATH = re.compile(r"/(?:dev|proc/self)/fd/(\d+)")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
-MODEL_MARKER = "manifest.json"
 
 
 def stream_fd(path: str | Path) -> int | None:
@@ -56,7 +56,7 @@ def model_directory_around(path: str | Path) -> Path | None:
     # both as written and with links resolved: `-o link/out.csv` where link -> model/members
     for spelled in (os.path.abspath(path), os.path.realpath(path)):
         for parent in Path(spelled).parents:
-            if (parent / MODEL_MARKER).is_file():
+            if (parent / MANIFEST).is_file():
                 return parent
     return None
 

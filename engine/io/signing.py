@@ -38,10 +38,9 @@ from typing import Any
 from engine.errors import EnsembleError, ModelDirectoryError
 from engine.io.atomic import atomic_write, locked
 from engine.io.files import MAX_JSON_BYTES, parse_json, read_bytes
-from engine.io.integrity import SIGNATURE, verify_files
+from engine.io.integrity import MANIFEST, SIGNATURE, verify_files
 from engine.io.schema import MANIFEST_SCHEMA, SIGNATURE_SCHEMA, validate
 
-MANIFEST = "manifest.json"
 DOMAIN = b"ensemble-engine model manifest v1\0"
 TRUSTED_KEYS_ENV = "ENSEMBLE_TRUSTED_KEYS"
 REQUIRE_ENV = "ENSEMBLE_REQUIRE_SIGNATURE"
@@ -59,12 +58,31 @@ class TrustPolicy:
     """Which public keys are trusted, and whether an unsigned model is an error.
 
     ``keys`` maps each trusted key's fingerprint to the key; ``source`` says
-    where they came from, for messages.
+    where they came from, for messages. A policy is hashable (a model loaded once
+    per process is keyed by the policy it was verified with) and pickles as its
+    keys' OpenSSH lines, so a worker process verifies with the policy its parent
+    chose, not with whatever its own environment held when it started.
     """
 
     keys: dict[str, Any]
     require: bool = False
     source: str = ""
+
+    def __hash__(self) -> int:
+        return hash((frozenset(self.keys), self.require, self.source))
+
+    def __dask_tokenize__(self) -> tuple[Any, ...]:  # Dask names tasks by their arguments
+        return tuple(sorted(self.keys)), self.require, self.source
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # cryptography's key objects do not pickle
+        return _policy_from_lines, (tuple(public_line(k) for k in self.keys.values()),
+                                    self.require, self.source)
+
+
+def _policy_from_lines(lines: tuple[str, ...], require: bool, source: str) -> TrustPolicy:
+    keys = parse_public_keys("\n".join(lines).encode(), source or "the keys given")
+    return TrustPolicy({fingerprint(k): k for k in keys}, require, source)
 
 
 def _read_small(path: Path, what: str, mask: int = 0) -> bytes:
@@ -203,8 +221,14 @@ def trust_policy(verify_with: Any = None, require_signature: bool | None = None)
     Giving ``verify_with`` requires a signature unless ``require_signature=False``;
     keys from ``$ENSEMBLE_TRUSTED_KEYS`` only say whom to trust, and
     ``$ENSEMBLE_REQUIRE_SIGNATURE=1`` (the CLI's ``--require-signature``) makes
-    unsigned models an error.
+    unsigned models an error. A ``TrustPolicy`` given as ``verify_with`` is
+    returned as it is (what a worker process is handed by its parent).
     """
+    if isinstance(verify_with, TrustPolicy):
+        if require_signature is not None:
+            raise ValueError("require_signature is part of the TrustPolicy given; pass one "
+                             "or the other")
+        return verify_with
     from_env = signature_required_by_env()
     if verify_with is None and os.environ.get(TRUSTED_KEYS_ENV):
         verify_with, implied = os.environ[TRUSTED_KEYS_ENV], False
