@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from engine.io.atomic import read_consistently
 from engine.io.model_dir import class_dtype, read_manifest
 from engine.io.signing import check_signature, trust_policy
 from engine.streaming import predict_frame
@@ -43,7 +44,7 @@ def predict(model: str | Path, frame: Any, text: Any = None, fill_na: str | None
         The signature to require, as :func:`engine.load` takes them (default: the
         ``$ENSEMBLE_TRUSTED_KEYS`` / ``$ENSEMBLE_REQUIRE_SIGNATURE`` of this
         process). Checked here before any work is sent, and again by every worker
-        with these keys, whatever its own environment says.
+        with these keys: the workers' own environment is not consulted.
 
     Returns
     -------
@@ -60,8 +61,13 @@ def predict(model: str | Path, frame: Any, text: Any = None, fill_na: str | None
     """
     path = str(Path(model).resolve())
     policy = trust_policy(verify_with, require_signature)
-    manifest = read_manifest(path)  # fail here, not on a worker, if it is not a model
-    check_signature(Path(path), manifest, policy)
+
+    def checked() -> dict[str, Any]:  # fail here, not on a worker, if it is not a model
+        manifest = read_manifest(path)
+        check_signature(Path(path), manifest, policy)
+        return manifest
+
+    manifest = read_consistently(Path(path), checked)  # never mid-way through a save
     classes = manifest["classes"]["values"]
     dtype = class_dtype(manifest["classes"]["dtype"]) or object
     meta = pd.DataFrame(_columns(classes, dtype))

@@ -646,7 +646,9 @@ def load_ensemble(path: str | Path, trusted: Iterable[str] = (), *, verify_with:
     verify_with : key, str, Path or list of them, default=None
         Public key(s) whose signature the model must carry (``ensemble sign``):
         an Ed25519 key object, an OpenSSH or PEM public key as text, or the
-        path of a file with one public key per line. Default: the file
+        path of a file with one public key per line, or a
+        :class:`~engine.io.signing.TrustPolicy` (keys and requirement together,
+        as worker processes are handed them). Default: the file
         ``$ENSEMBLE_TRUSTED_KEYS`` names, if set.
     require_signature : bool, default=None
         Refuse an unsigned model. Default: True when ``verify_with`` is given,

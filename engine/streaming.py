@@ -10,9 +10,11 @@ reads :data:`DEFAULT_CHUNK_SIZE` from here to build its ``--help``.
 
 from __future__ import annotations
 
+import collections
 import copy
-import functools
 import hashlib
+import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,41 +31,60 @@ if TYPE_CHECKING:
 DEFAULT_CHUNK_SIZE = 50_000
 
 
-@functools.lru_cache(maxsize=4)
-def _load_once(path: str, trusted: tuple[str, ...], policy: TrustPolicy, saved: str) -> Any:
-    from engine.ensemble import load_ensemble
-
-    return load_ensemble(path, trusted, verify_with=policy)
+_LOADS: collections.OrderedDict[tuple[Any, ...], tuple[str, Any]] = collections.OrderedDict()
+_LOADS_KEPT = 4
+_LOADS_LOCK = threading.Lock()  # Dask's threaded scheduler predicts partitions in threads
 
 
 def _saved_version(path: str) -> str:
-    """The sha256 of the manifest at ``path``: a model saved over it there is another key.
+    """A hash of the manifest and signature at ``path``: what makes a cached load current.
 
     The manifest holds every file's hash and the save's time, so this changes with any
-    re-save; a file that cannot be read gives "" and the load says what is wrong.
+    re-save; signing changes only ``signature.json``, so it is read too (the signer a
+    load reports). A file that cannot be read gives "" and the load says what is wrong.
     """
     from engine.errors import EnsembleError
     from engine.io.files import MAX_JSON_BYTES, read_bytes
-    from engine.io.integrity import MANIFEST
+    from engine.io.integrity import MANIFEST, SIGNATURE
 
+    digest = hashlib.sha256()
     try:
-        return hashlib.sha256(read_bytes(Path(path) / MANIFEST, MAX_JSON_BYTES)).hexdigest()
+        digest.update(read_bytes(Path(path) / MANIFEST, MAX_JSON_BYTES))
+        signature = Path(path) / SIGNATURE
+        if os.path.lexists(signature):
+            digest.update(b"\0" + read_bytes(signature, MAX_JSON_BYTES))
     except (OSError, EnsembleError):
         return ""
+    return digest.hexdigest()
 
 
 def loaded(path: str, trusted: tuple[str, ...] = (), policy: TrustPolicy | None = None) -> Any:
     """The model at ``path``, loaded (and verified) once per process, per save and per policy.
 
-    ``policy`` (default: the environment's, which the CLI's signature flags set) says
-    which signatures to require. Each caller gets its own shallow copy, so the
-    settings one sets (``set_params(text=...)``) never reach another; the fitted
+    ``policy`` (default: the environment of the process this runs in, which the CLI's
+    signature flags set) says which signatures to require. A load is kept only if the
+    directory was not replaced while it ran. Each caller gets its own shallow copy, so
+    the settings one sets (``set_params(text=...)``) never reach another; the fitted
     members are shared.
     """
+    from engine.ensemble import load_ensemble
     from engine.io.signing import trust_policy
 
     policy = trust_policy() if policy is None else policy
-    return copy.copy(_load_once(path, trusted, policy, _saved_version(path)))
+    key, version = (path, trusted, policy), _saved_version(path)
+    with _LOADS_LOCK:
+        kept = _LOADS.get(key)
+        if kept is not None and version and kept[0] == version:
+            _LOADS.move_to_end(key)
+            return copy.copy(kept[1])
+    model = load_ensemble(path, trusted, verify_with=policy)
+    if version and _saved_version(path) == version:
+        with _LOADS_LOCK:
+            _LOADS[key] = (version, model)
+            _LOADS.move_to_end(key)
+            while len(_LOADS) > _LOADS_KEPT:
+                _LOADS.popitem(last=False)
+    return copy.copy(model)
 
 
 def predict_frame(frame: pd.DataFrame, path: str, settings: dict[str, Any] | None = None,
@@ -72,8 +93,9 @@ def predict_frame(frame: pd.DataFrame, path: str, settings: dict[str, Any] | Non
     """``label`` and ``proba_<class>`` columns for the rows of ``frame``, same index.
 
     ``settings`` (``text``, ``fill_na``) override what the model was saved with.
-    ``policy`` is the signing policy the caller chose: a worker process is given it,
-    as its own environment may hold an earlier call's.
+    ``policy`` is the signing policy the caller chose. Anything that sends this to
+    another process must pass it: the default reads the environment of the process
+    it runs in, and a reused worker's may hold an earlier call's settings.
     """
     from engine.parallel import limit_threads
 

@@ -324,3 +324,18 @@ def test_reused_worker_processes_verify_with_the_callers_policy(signed_model, ke
         list(predict_chunks(unsigned, data, {}, 10, n_jobs=2))
     assert sum(len(p) for _, p in predict_chunks(signed_model / "model", data, {}, 10,
                                                  n_jobs=2)) == 20
+
+
+def test_a_model_signed_after_it_was_loaded_reports_its_signer_when_loaded_again(copy, keys):
+    from engine.io.signing import trust_policy
+    from engine.streaming import loaded
+
+    (copy / "signature.json").unlink()
+    policy = trust_policy(keys["author_pub"], require_signature=False)
+    assert loaded(str(copy), (), policy).signer_ is None
+    sign_model(copy, keys["author"])  # changes signature.json only, not the manifest
+    assert loaded(str(copy), (), policy).signer_ == keys["author_fp"]
+    (copy / "signature.json").unlink()
+    strict = trust_policy(keys["author_pub"])
+    with pytest.raises(SignatureError, match="not signed"):
+        loaded(str(copy), (), strict)

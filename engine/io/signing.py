@@ -31,7 +31,7 @@ import json
 import os
 import stat
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -66,13 +66,13 @@ class TrustPolicy:
 
     keys: dict[str, Any]
     require: bool = False
-    source: str = ""
+    source: str = field(default="", compare=False)  # the same keys by another path: equal
 
     def __hash__(self) -> int:
-        return hash((frozenset(self.keys), self.require, self.source))
+        return hash((frozenset(self.keys), self.require))
 
     def __dask_tokenize__(self) -> tuple[Any, ...]:  # Dask names tasks by their arguments
-        return tuple(sorted(self.keys)), self.require, self.source
+        return tuple(sorted(self.keys)), self.require
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         # cryptography's key objects do not pickle
