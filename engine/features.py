@@ -72,9 +72,9 @@ def fill_on_predict() -> bool:
         in ("1", "true", "yes")
 
 
-# Entries already read or written by this process, by cache folder then text key:
-# fold after fold reads the same rows, and a disk read costs more than the lookup.
-_memory: dict[Path, dict[str, np.ndarray]] = {}
+# Entries already read or written by this process, by encoder folder then text: fold after
+# fold reads the same rows, and a lookup by the text itself skips hashing it again.
+_memory: dict[str, dict[str, np.ndarray]] = {}
 
 
 def default_cache_dir() -> Path:
@@ -212,31 +212,39 @@ class FeatureCache:
     def _folder(self, encoder: Encoder) -> Path:
         return self.directory / hashlib.sha256(encoder.identity.encode()).hexdigest()[:16]
 
-    def _mac(self, path: Path, payload: bytes) -> bytes:
+    # Entries are named by strings, not Paths: a warm fit reads thousands, and pathlib's
+    # joins cost more than the reads themselves.
+    def _mac(self, path: str | Path, payload: bytes) -> bytes:
         # The entry's place (encoder folder and text hash) is in the MAC: a valid entry
         # moved to another text's name does not verify either.
-        name = f"{path.parent.parent.name}/{path.name}".encode()
-        return hashlib.blake2b(name + b"\0" + payload, key=self._secret or b"",
+        shard, name = os.path.split(os.fspath(path))
+        place = f"{os.path.basename(os.path.dirname(shard))}/{name}".encode()
+        return hashlib.blake2b(place + b"\0" + payload, key=self._secret or b"",
                                digest_size=DIGEST).digest()
 
-    def _read(self, path: Path, dim: int) -> np.ndarray | None:
+    def _read(self, path: str | Path, dim: int) -> np.ndarray | None:
         if self._open() is None:
             return None
         try:
             fd = os.open(path, _READ)
-            with os.fdopen(fd, "rb") as handle:
-                raw = handle.read(4 * dim + DIGEST + 1)  # a FIFO reads as empty: recomputed
         except OSError:
             return None
+        try:
+            raw = os.read(fd, 4 * dim + DIGEST + 1)  # a FIFO reads as empty: recomputed
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
         payload, digest = raw[:-DIGEST], raw[-DIGEST:]
         if len(payload) != 4 * dim or self._mac(path, payload) != digest:
             return None  # damaged, foreign or planted: recompute
         return np.frombuffer(payload, dtype=np.float32)
 
-    def _write(self, path: Path, vector: np.ndarray) -> None:
+    def _write(self, path: str | Path, vector: np.ndarray) -> None:
         if self._open() is None:
             raise PermissionError(13, "cannot create it")
         payload = np.ascontiguousarray(vector, dtype=np.float32).tobytes()
+        path = Path(path)
         for folder in (path.parent.parent, path.parent):
             with contextlib.suppress(FileExistsError):
                 folder.mkdir(mode=0o700)
@@ -249,30 +257,33 @@ class FeatureCache:
     def encode(self, encoder: Encoder, texts: Sequence[str], write: bool = True) -> np.ndarray:
         """Embeddings of ``texts``: cached ones read back, the rest computed (and stored)."""
         texts = list(texts)
-        folder = self._folder(encoder)
-        secret = self._open()
-        keys = [_key(t, secret) for t in texts]
+        folder = str(self._folder(encoder))
         out = np.zeros((len(texts), encoder.dim), dtype=np.float32)
-        missing: dict[str, list[int]] = {}
         memory = _memory.setdefault(folder, {})
-        for i, key in enumerate(keys):
-            vector = memory.get(key)
+        missing: dict[str, list[int]] = {}  # by text: a repeated text is computed once
+        for i, text in enumerate(texts):
+            vector = memory.get(text)
             if vector is None:
-                vector = self._read(folder / key[:2] / key, encoder.dim)
-                if vector is not None:
-                    self._remember(memory, key, vector)
-            if vector is None:
-                missing.setdefault(key, []).append(i)
+                missing.setdefault(text, []).append(i)
             else:
                 out[i] = vector
+        if not missing:
+            return out
+        secret = self._open()
+        places = {text: os.path.join(folder, key[:2], key)
+                  for text, key in ((t, _key(t, secret)) for t in missing)}
+        for text in list(missing):
+            vector = self._read(places[text], encoder.dim)
+            if vector is not None:
+                self._remember(memory, text, vector)
+                out[missing.pop(text)] = vector
         if missing:
-            rows = [v[0] for v in missing.values()]
-            vectors = encoder.encode([texts[i] for i in rows])
-            for (key, where), vector in zip(missing.items(), vectors, strict=True):
+            vectors = encoder.encode(list(missing))
+            for (text, where), vector in zip(missing.items(), vectors, strict=True):
                 out[where] = vector
                 if write:
-                    self._remember(memory, key, vector)
-                    self._store(folder / key[:2] / key, vector)
+                    self._remember(memory, text, vector)
+                    self._store(places[text], vector)
         return out
 
     @staticmethod
@@ -286,7 +297,7 @@ class FeatureCache:
         """Drop this process's in-memory copies (the disk cache stays)."""
         _memory.clear()
 
-    def _store(self, path: Path, vector: np.ndarray) -> None:
+    def _store(self, path: str | Path, vector: np.ndarray) -> None:
         try:
             self._write(path, vector)
         except OSError as exc:
