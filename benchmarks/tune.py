@@ -120,8 +120,8 @@ def main() -> None:
         "of the reference split; trial 0 of each study is the member as configured. The",
         f"command took {tune_seconds:.0f} s in all (the budget, plus start-up and writing the "
         f"config).",
-        "The machine (2 cores) was shared with two other engineers' work while this ran, so",
-        "how many trials fit in the budget is lower than on an idle machine.",
+        "How many trials fit in the budget depends on what else the machine (2 cores) runs:",
+        "this run had it alone.",
     ], ["member", "OOF F1+ as configured", "OOF F1+ tuned", "gain", "trials", "seconds in trials",
         "best parameters"], rows, {
         "budget": args.time, "tune_seconds": tune_seconds, "studies": studies,
