@@ -656,23 +656,18 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status. Errors are one line on stderr, no traceback."""
 
+    from engine.environment import restoring
     from engine.io.signing import REQUIRE_ENV, TRUSTED_KEYS_ENV
 
     args = build_parser().parse_args(argv)
     from engine.features import CACHE_PREDICTIONS_ENV  # after --help: it imports numpy
 
-    saved = {name: os.environ.get(name) for name in (REQUIRE_ENV, TRUSTED_KEYS_ENV,
-                                                     CACHE_PREDICTIONS_ENV)}
     formatwarning, warnings.formatwarning = warnings.formatwarning, _format_warning
-    try:
-        return _run(args)
-    finally:  # the flags set these for worker processes; a caller's environment is its own
+    try:  # the flags set these for worker processes
+        with restoring(REQUIRE_ENV, TRUSTED_KEYS_ENV, CACHE_PREDICTIONS_ENV):
+            return _run(args)
+    finally:
         warnings.formatwarning = formatwarning
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -39,6 +39,7 @@ from engine.version import __version__
 if TYPE_CHECKING:  # numpy and pandas load with the first request, not with `ensemble --help`
     import numpy as np
     import pandas as pd
+from engine.environment import restoring
 from engine.errors import EnsembleError
 from engine.importing import require_extra
 from engine.io.outputs import csv_safe
@@ -576,16 +577,9 @@ def serve(model_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, work
     if limits.threads is None:
         limits = replace(limits, threads=serving_threads(workers))
     # TensorFlow sizes its thread pools when it starts: in this process and in the workers
-    saved = {name: os.environ.get(name) for name in ("ENSEMBLE_THREADS", ENVIRONMENT)}
-    os.environ["ENSEMBLE_THREADS"] = str(limits.threads)
-    try:
+    with restoring("ENSEMBLE_THREADS", ENVIRONMENT):  # _run sets ENVIRONMENT for the workers
+        os.environ["ENSEMBLE_THREADS"] = str(limits.threads)
         _run(model_dir, host, port, workers, trusted, limits, log_level, on_ready)
-    finally:  # a caller's environment is its own (_run sets ENVIRONMENT for the workers)
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def _run(model_dir: str | Path, host: str, port: int, workers: int,
