@@ -24,6 +24,7 @@ from engine.features import filling_on_predict
 from engine.io.model_dir import ModelParts, model_errors, read_model, write_model
 from engine.io.signing import trust_policy
 from engine.metrics import classification_scores
+from engine.oof import combined_oof_proba
 from engine.parallel import check_backend, fit_backend, limit_threads
 from engine.progress import fit_progress
 from engine.protocol import ModelPluginProtocol
@@ -434,10 +435,10 @@ class Ensemble(ClassifierMixin, BaseEstimator):
     def _fit_combiner(self, combiner: Combiner) -> None:
         names = list(self.members_)
         self.combiner_ = combiner.fit(self.oof_, self.y_codes_, names, self.oof_features_)
-        cv = StratifiedKFold(self.cv, shuffle=True, random_state=self.random_state)
         self.scores_ = {name: classification_scores(self.y_codes_, self.oof_[i])
                         for i, name in enumerate(names)}
-        honest = combiner.oof_predict_proba(self.oof_, self.y_codes_, cv, self.oof_features_)
+        honest = combined_oof_proba(combiner, self.oof_, self.y_codes_, cv=self.cv,
+                                    random_state=self.random_state, features=self.oof_features_)
         self.oof_proba_ = honest
         if isinstance(self.threshold, str):
             self.threshold_ = best_threshold(self.y_codes_, honest[:, 1], self.threshold)
@@ -506,6 +507,7 @@ class Ensemble(ClassifierMixin, BaseEstimator):
             oof=self.oof_, y_codes=self.y_codes_, oof_features=self.oof_features_,
             training=self.training_, combiner=self.combiner_, scores=self.scores_,
             threshold=getattr(self, "threshold_", None),
+            oof_proba=getattr(self, "oof_proba_", None),
             settings={k: v for k, v in self.get_params(deep=False).items()
                       if k not in ("members", "combiner")})
 
@@ -519,6 +521,8 @@ class Ensemble(ClassifierMixin, BaseEstimator):
         if parts.combiner is not None:
             self.combiner_, self.scores_ = parts.combiner, parts.scores
             self.threshold_ = parts.threshold
+            if parts.oof_proba is not None:
+                self.oof_proba_ = parts.oof_proba
         if parts.manifest is not None:
             self.manifest_ = parts.manifest
         return self
@@ -695,6 +699,16 @@ def _check_restored(ensemble: Ensemble) -> None:
         raise ModelDirectoryError(f"oof.npz holds arrays of shapes {oof.shape} and "
                                   f"{codes.shape} for {n_members} members and {n_classes} "
                                   f"classes; the model directory is inconsistent")
+    combined = getattr(ensemble, "oof_proba_", None)
+    if combined is not None and (combined.shape != (oof.shape[1], n_classes)
+                                 or not np.issubdtype(combined.dtype, np.floating)
+                                 or not np.isfinite(combined).all()
+                                 or (combined.size and not 0 <= combined.min() <= combined.max()
+                                     <= 1)):
+        raise ModelDirectoryError(f"oof.npz holds combined out-of-fold probabilities of shape "
+                                  f"{combined.shape} for {oof.shape[1]} rows and {n_classes} "
+                                  f"classes, or values outside [0, 1]; the model directory is "
+                                  f"inconsistent")
     for name, member in ensemble.members_.items():
         if getattr(member, "n_classes_", n_classes) != n_classes:
             raise ModelDirectoryError(f"member '{name}' predicts {member.n_classes_!r} classes, "
