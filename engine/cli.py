@@ -233,6 +233,31 @@ def cmd_recombine(args: argparse.Namespace) -> None:
             f"one); sign it: ensemble sign {output} --key KEYFILE")
 
 
+def cmd_distill(args: argparse.Namespace) -> None:
+    from engine.workflows import distill_model
+
+    if args.unlabeled_text and not args.unlabeled:
+        raise ValueError("--text names the text column of --unlabeled CSV; pass --unlabeled")
+    params = json.loads(args.params) if args.params else {}
+    if not isinstance(params, dict):
+        raise ValueError("--params must be a JSON object, e.g. '{\"C\": 4}'")
+    summary = distill_model(args.model, args.output, student=(args.student, params),
+                            data=args.data, label=args.label, unlabeled=args.unlabeled,
+                            unlabeled_text=args.unlabeled_text, valid=args.valid, cv=args.cv,
+                            trusted=tuple(args.trust or ()), temperature=args.temperature,
+                            label_weight=args.label_weight)
+
+    def accuracy(who: str) -> str:
+        scores = summary.get(f"{who}_scores")
+        return "n/a" if not scores else f"{100 * scores['accuracy']:.2f}%"
+
+    speed = summary["student_rows_s"] / summary["teacher_rows_s"]
+    say(f"teacher {accuracy('teacher')}, {summary['teacher_rows_s']:,.0f} rows/s, "
+        f"{summary['teacher_mb']:.1f} MB -> student ({summary['student']}) "
+        f"{accuracy('student')}, {summary['student_rows_s']:,.0f} rows/s ({speed:.0f}x), "
+        f"{summary['student_mb']:.1f} MB; accuracy {summary['where']}; saved {args.output}")
+
+
 def cmd_submit(args: argparse.Namespace) -> None:
     from engine.data import read_table
     from engine.kaggle import submit_command, upload_submission, write_submission
@@ -551,6 +576,33 @@ def build_parser() -> argparse.ArgumentParser:
                                        "probable class (default: the model's)")
     p.add_argument("-o", "--output", help="model directory to write (default: in place)")
     p.set_defaults(func=cmd_recombine)
+
+    p = model_command("distill", "distil the ensemble into one fast student model that "
+                                 "learned its probabilities", data=False)
+    p.add_argument("-o", "--output", required=True, help="model directory for the student")
+    p.add_argument("--student", default="tfidf-lr",
+                   help="the student's plugin (default tfidf-lr; see `ensemble plugins`)")
+    p.add_argument("--params", help="the student's parameters as JSON, e.g. "
+                                    "'{\"analyzer\": \"char_wb\"}'")
+    p.add_argument("--data", help="the teacher's training CSV (default: the file its fit "
+                                  "recorded; checked against the training hash)")
+    p.add_argument("--label", help="label column of --data (default: the one used in training)")
+    p.add_argument("--unlabeled", metavar="CSV",
+                   help="more texts the student learns the teacher's predictions on, e.g. "
+                        "Kaggle's test.csv (labels, if any, are not read)")
+    p.add_argument("--text", dest="unlabeled_text", metavar="COL",
+                   help="text column of --unlabeled (default: the teacher's)")
+    p.add_argument("--valid", metavar="CSV",
+                   help="labelled CSV to score teacher and student on (default: out-of-fold "
+                        "and a cross-validated estimate)")
+    p.add_argument("--cv", type=int, default=5,
+                   help="folds of the student's cross-validated estimate without --valid "
+                        "(default 5; 0 skips it)")
+    p.add_argument("--temperature", type=float, default=1.0,
+                   help="soften (>1) or sharpen (<1) the teacher's probabilities (default 1)")
+    p.add_argument("--label-weight", dest="label_weight", type=float, default=0.0,
+                   help="mix this much of the true labels into the targets (default 0)")
+    p.set_defaults(func=cmd_distill)
 
     p = model_command("submit", "write a Kaggle submission shaped like the sample submission")
     p.add_argument("--sample", required=True, help="the competition's sample_submission.csv")

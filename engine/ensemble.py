@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -19,8 +20,11 @@ from engine.bagging import FoldAverage
 from engine.combiners.base import Combiner
 from engine.constraints import Interval, check_param, validate_params
 from engine.data import check_folds, data_hash, encode_labels, numeric_columns, select_texts
+from engine.distill import DEFAULT_STUDENT
 from engine.errors import ConfigError, ModelDirectoryError, did_you_mean
 from engine.features import filling_on_predict
+from engine.io.files import MAX_JSON_BYTES, read_bytes
+from engine.io.integrity import MANIFEST
 from engine.io.model_dir import ModelParts, model_errors, read_model, write_model
 from engine.io.signing import trust_policy
 from engine.metrics import classification_scores
@@ -406,6 +410,8 @@ class Ensemble(ClassifierMixin, BaseEstimator):
         self.training_ = {"n_rows": len(codes),
                           "sha256": data_hash(next(iter(texts.values())), codes)}
         self._fit_combiner(combiner)
+        # Not saved: a distill() in this process needs no X, y again (engine.distill).
+        self._training_data = (X, y)
         return self
 
     def folds(self, codes: np.ndarray, classes: np.ndarray | None = None
@@ -497,6 +503,74 @@ class Ensemble(ClassifierMixin, BaseEstimator):
         new._fit_combiner(new_combiner)
         return new
 
+    def distill(self, student: MemberSpec = DEFAULT_STUDENT, *, X: Any = None, y: Any = None,
+                unlabeled: Any = None, unlabeled_text: str | None = None,
+                text: str | Sequence[str] | None = None, temperature: float = 1.0,
+                label_weight: float = 0.0, cv: int | None = None) -> Ensemble:
+        """A fast single-member ensemble that learned this ensemble's probabilities.
+
+        The student learns soft targets: this ensemble's own out-of-fold
+        probabilities on its training rows (for stacking, the meta-learner's
+        cross-validated output; never the refitted members' in-sample
+        predictions, which are overconfident there), and its predictions on
+        ``unlabeled`` texts. See :mod:`engine.distill`.
+
+        Parameters
+        ----------
+        student : member spec, default=("tfidf-lr", {})
+            A plugin name, ``(name, {params})`` or instance, as a member.
+            Plugins with ``fit_soft(X, P)`` learn the probabilities; others
+            learn the most probable class (with a warning).
+        X, y : training data, default=None
+            The rows this ensemble was fitted on, checked against the hash
+            its manifest keeps. Not needed right after :meth:`fit` in the
+            same process; needed for a loaded model.
+        unlabeled : DataFrame or sequence of str, default=None
+            Extra texts, such as Kaggle's test.csv: the student learns this
+            ensemble's predictions on them. Their labels, if any, are never read.
+        unlabeled_text : str, default=None
+            The column of ``unlabeled`` holding the texts, when it is not the
+            one this ensemble reads.
+        text : str or list of str, default=None
+            Column(s) the student reads (several are joined by spaces); when
+            None, every column this ensemble's members read.
+        temperature : float, default=1.0
+            Targets are raised to ``1 / temperature`` and renormalised: below
+            1 sharpens them, above 1 flattens them. 1 keeps the out-of-fold
+            probabilities as they are (measured best in benchmarks/results/distill.md).
+        label_weight : float, default=0.0
+            Mix the true one-hot labels into the training rows' targets with
+            this weight.
+        cv : int or None, default=None
+            Also estimate the student's scores on held-out rows: K more fits,
+            each on the other folds' targets (the unlabeled rows in every
+            fold), scored against the true labels. Kept in ``scores_`` beside
+            the teacher's out-of-fold scores. None or 0 skips it.
+
+        Returns
+        -------
+        Ensemble
+            Fitted, with one member named ``"student"`` and a ``mean``
+            combiner; ``distilled_from_`` describes the teacher, and is saved
+            in the manifest.
+
+        Examples
+        --------
+        >>> from engine import Ensemble
+        >>> from engine.testing import make_text_dataset
+        >>> texts, y = make_text_dataset(n_classes=2, n_per_class=20)
+        >>> teacher = Ensemble({"nb": "tfidf-nb", "lr": "tfidf-lr"}, combiner="stacking",
+        ...                    cv=3, random_state=0).fit(texts, y)
+        >>> student = teacher.distill("tfidf-lr", unlabeled=["smoke and fire", "pizza night"])
+        >>> list(student.members_), student.predict(["flood water"]).tolist()
+        (['student'], [1])
+        """
+        from engine.distill import distill
+
+        return distill(self, student, X=X, y=y, unlabeled=unlabeled,
+                       unlabeled_text=unlabeled_text, text=text, temperature=temperature,
+                       label_weight=label_weight, cv=cv)
+
     # -- the model directory -----------------------------------------------------
 
     def _parts(self) -> ModelParts:
@@ -508,6 +582,7 @@ class Ensemble(ClassifierMixin, BaseEstimator):
             training=self.training_, combiner=self.combiner_, scores=self.scores_,
             threshold=getattr(self, "threshold_", None),
             oof_proba=getattr(self, "oof_proba_", None),
+            distilled_from=getattr(self, "distilled_from_", None),
             settings={k: v for k, v in self.get_params(deep=False).items()
                       if k not in ("members", "combiner")})
 
@@ -525,6 +600,8 @@ class Ensemble(ClassifierMixin, BaseEstimator):
                 self.oof_proba_ = parts.oof_proba
         if parts.manifest is not None:
             self.manifest_ = parts.manifest
+            if parts.manifest.get("distilled_from"):
+                self.distilled_from_ = parts.manifest["distilled_from"]
         return self
 
     # -- prediction ----------------------------------------------------------------
@@ -679,6 +756,9 @@ def load_ensemble(path: str | Path, trusted: Iterable[str] = (), *, verify_with:
                             **parts.settings)._restore(parts)
         _check_restored(ensemble)
     ensemble.signer_ = parts.signer
+    # what a student distilled from this model records as its teacher (read within bounds)
+    ensemble.manifest_sha256_ = hashlib.sha256(read_bytes(path / MANIFEST, MAX_JSON_BYTES)
+                                               ).hexdigest()
     return ensemble
 
 

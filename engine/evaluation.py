@@ -14,6 +14,7 @@ from engine import registry
 from engine.data import as_python, numeric_columns
 from engine.errors import DataError, EnsembleError
 from engine.metrics import SCORE_COLUMNS, classification_scores
+from engine.oof import has_oof, require_oof
 
 
 def encode_known(classes: np.ndarray, y: Any) -> np.ndarray:
@@ -36,6 +37,8 @@ def _own_label(ensemble: Any) -> str:
 
 def _alternatives(ensemble: Any, combiners: Sequence[str] | None) -> dict[str, Any]:
     """Fitted ensembles for each other combiner, sharing the members (no refitting)."""
+    if not has_oof(ensemble):  # a distilled student: nothing to recombine
+        return {}
     names = list(registry.get_registry().combiners()) if combiners is None else list(combiners)
     own = ensemble.combiner_.name
     result = {}
@@ -134,6 +137,8 @@ def oof_scores(ensemble: Any, combiners: Sequence[str] | None = None, prediction
     probabilities; with ``predictions`` they are computed again (the combiner
     refitted on the stored member probabilities, no member refitted).
     """
+    require_oof(ensemble, "score it out of fold", "score it on labelled data instead "
+                "(leaderboard(X, y); CLI: ensemble evaluate MODEL LABELLED.csv)")
     rows, outputs = [], {}
     for i, name in enumerate(ensemble.members_):
         outputs[name] = (np.argmax(ensemble.oof_[i], axis=1), ensemble.oof_[i])

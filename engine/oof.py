@@ -68,12 +68,13 @@ def has_oof(ensemble: Any) -> bool:
     return ensemble.oof_.ndim == 3 and ensemble.oof_.shape[1] > 0
 
 
-def require_oof(ensemble: Any, purpose: str) -> None:
+def require_oof(ensemble: Any, purpose: str, hint: str | None = None) -> None:
     """A one-line ConfigError when ``ensemble`` has no out-of-fold probabilities for ``purpose``."""
     if not has_oof(ensemble):
-        teacher = (getattr(ensemble, "manifest_", None) or {}).get("distilled_from")
-        hint = (" it is a distilled student; use its teacher instead" if teacher else
-                " fit it with engine.Ensemble (or `ensemble fit`), which keeps them")
+        student = getattr(ensemble, "distilled_from_", None)
+        hint = f" {hint}" if hint else (
+            " it is a distilled student; use its teacher instead" if student else
+            " fit it with engine.Ensemble (or `ensemble fit`), which keeps them")
         raise ConfigError(f"cannot {purpose}: this model has no out-of-fold probabilities of "
                           f"its training rows;{hint}")
 

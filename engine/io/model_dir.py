@@ -65,6 +65,7 @@ class ModelParts:
     scores: dict[str, Any] | None = None
     threshold: float | None = None
     oof_proba: np.ndarray | None = None  # the combiner's out-of-fold output (engine.oof)
+    distilled_from: dict[str, Any] | None = None  # a student's teacher (engine.distill)
     manifest: dict[str, Any] | None = None
     signer: str | None = None  # fingerprint of the key whose signature was verified
 
@@ -78,7 +79,8 @@ def _encode_classes(classes: np.ndarray) -> dict[str, Any]:
     values = [c.item() if isinstance(c, np.generic) else c for c in classes]
     if not all(isinstance(v, (str, int, float, bool)) for v in values):
         raise ModelDirectoryError("class labels must be str, int, float or bool to be saved")
-    return {"dtype": classes.dtype.kind, "values": values}
+    kind = "O" if classes.dtype.kind in "US" else classes.dtype.kind  # numpy str labels
+    return {"dtype": kind, "values": values}
 
 
 def decode_classes(spec: dict[str, Any]) -> np.ndarray:
@@ -155,6 +157,7 @@ def _write_contents(parts: ModelParts, root: Path) -> dict[str, Any]:
         "scores": parts.scores,
         # Used by predict and submit; tuned on out-of-fold probabilities when threshold is a metric.
         "threshold": parts.threshold,
+        **({"distilled_from": parts.distilled_from} if parts.distilled_from else {}),
         "files": hash_tree(root),
     }
 
