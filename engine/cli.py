@@ -428,13 +428,16 @@ def cmd_demo(args: argparse.Namespace) -> None:
     say(f"demo: {config.name}, members {', '.join(config.members)}; "
         f"training on the reference split ...")
     result = run_demo(config, args.output, args.submission, args.report or None,
-                      verbose=not args.quiet)
+                      distill=args.distill, verbose=not args.quiet)
     table = result["table"]
     print_table(table, f"validation split: {table.attrs['n_valid']} rows "
                        f"(trained on {table.attrs['n_train']})")
     if result["report"]:
         say(f"wrote {result['report']} (leaderboard, charts, most-wrong tweets)")
     say(f"refitted on all rows and saved {result['model']}: {_size(result['model'])}")
+    if result.get("student"):
+        say(f"distilled it into one fast model, saved {result['student']}: "
+            f"{_size(result['student'])}")
     if result["submission"]:
         say(f"wrote {result['submission']} (validated against the sample submission)")
     say(f"demo finished in {result['seconds']:.0f} s")
@@ -698,6 +701,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--submission", default="submission.csv", help="submission file to write")
     p.add_argument("--report", default="report.html",
                    help="HTML report on the validation rows ('' to skip)")
+    p.add_argument("--distill", action="store_true",
+                   help="also distil the ensemble into one fast student (test file as "
+                        "unlabeled texts): its row joins the leaderboard, and it is saved as "
+                        "<model>-student")
     p.set_defaults(func=cmd_demo)
     for command in sub.choices.values():  # -q also works after the command name
         command.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
