@@ -173,6 +173,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
     model = _load(args)
     if args.data is None:
+        if args.compare:
+            raise ValueError("--compare scores models on labelled rows: pass a CSV file")
         table = model.leaderboard()
         title = (f"{Path(args.model).name}: out-of-fold on {model.training_['n_rows']} training "
                  f"rows (pass a labelled CSV for held-out scores and timings)")
@@ -180,8 +182,12 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         settings = _settings(model, args)
         frame = read_table(args.data)
         require_columns(frame, [settings["label"]], Path(args.data).name)
-        table = evaluate(_reading(model, settings), frame, frame[settings["label"]])
         title = f"{Path(args.model).name} on {Path(args.data).name} ({len(frame)} rows)"
+        if args.compare:
+            table = _side_by_side(args, model, frame, settings["label"])
+            title += ": whole models, rows/s predicting these rows in this process"
+        else:
+            table = evaluate(_reading(model, settings), frame, frame[settings["label"]])
     if args.format == "table":
         print_table(table, title)
     elif args.format == "markdown":
@@ -192,6 +198,22 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         print(csv_safe(table.rename(index=clean).reset_index()).to_csv(index=False))
     else:  # JSON escapes control characters itself
         print(table.to_json(orient="index", indent=2))
+
+
+def _side_by_side(args: argparse.Namespace, model, frame, label: str):
+    """``evaluate --compare``: MODEL and each other model directory on the same rows."""
+    from engine.evaluation import side_by_side
+    from engine.streaming import loaded
+
+    paths = {Path(args.model).name: Path(args.model)}
+    models = {Path(args.model).name: model}
+    for other in args.compare:
+        name = Path(other).name if Path(other).name not in paths else str(other)
+        paths[name] = Path(other)
+        models[name] = loaded(str(Path(other).resolve()), tuple(args.trust or ()))
+    sizes = {name: sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 1e6
+             for name, path in paths.items()}
+    return side_by_side(models, frame, frame[label], sizes)
 
 
 def cmd_report(args: argparse.Namespace) -> None:
@@ -562,6 +584,9 @@ def build_parser() -> argparse.ArgumentParser:
                       data="optional")
     p.add_argument("--label", help="label column (default: the one used in training)")
     p.add_argument("--format", choices=["table", "csv", "json", "markdown"], default="table")
+    p.add_argument("--compare", action="append", metavar="MODEL",
+                   help="also score this model directory on the same rows, whole models side "
+                        "by side with rows/s and MB (a teacher and its student; repeatable)")
     p.set_defaults(func=cmd_evaluate)
 
     p = model_command("report", "write a self-contained HTML report on a labelled CSV file")

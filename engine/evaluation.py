@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -118,6 +118,40 @@ def score_models(ensemble: Any, X: Any, y: Any, combiners: Sequence[str] | None 
                      "fit_s": sum(ensemble.fit_seconds_.values()),
                      "predict_ms_per_row": 1000 * (cost + extra) / n_rows})
     return _finish(rows, len(ensemble.classes_)), outputs
+
+
+def side_by_side(models: Mapping[str, Any], X: Any, y: Any,
+                 megabytes: Mapping[str, float] | None = None) -> pd.DataFrame:
+    """Whole models on the same labelled rows: a teacher beside its student, say.
+
+    Parameters
+    ----------
+    models : dict of str to Ensemble
+        Fitted models with the same classes, by the name to show.
+    X, y : labelled data
+    megabytes : dict of str to float, default=None
+        Each model's size on disk, when known (a saved model directory).
+
+    Returns
+    -------
+    DataFrame
+        One row per model: ``kind`` ("distilled" for a student), scores,
+        ``rows_per_s`` predicting X in this process, ``mb``; best first.
+    """
+    rows, extra = [], {}
+    for name, model in models.items():
+        codes = encode_known(model.classes_, y)
+        start = time.perf_counter()
+        pred, proba = model.predict_with_proba(X)
+        seconds = time.perf_counter() - start
+        rows.append({"model": name,
+                     "kind": "distilled" if getattr(model, "distilled_from_", None)
+                     else "ensemble",
+                     **classification_scores(codes, proba, encode_known(model.classes_, pred))})
+        extra[name] = {"rows_per_s": len(codes) / max(seconds, 1e-9),
+                       "mb": (megabytes or {}).get(name)}
+    table = _finish(rows, len(next(iter(models.values())).classes_))
+    return table.join(pd.DataFrame.from_dict(extra, orient="index"))
 
 
 def oof_leaderboard(ensemble: Any, combiners: Sequence[str] | None = None) -> pd.DataFrame:

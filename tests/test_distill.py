@@ -197,3 +197,21 @@ def test_cli_refuses_a_student_as_teacher(fitted, capsys):
     assert main(["distill", str(fitted / "s1"), "-o", str(fitted / "s2"), "--data",
                  str(fitted / "train.csv")]) == 2
     assert "use its teacher" in capsys.readouterr().err
+
+
+def test_evaluate_compares_teacher_and_student_side_by_side(fitted, capsys):
+    student = fitted / "student-compare"
+    assert main(["distill", str(fitted / "teacher"), "-o", str(student), "--cv", "0",
+                 "-q"]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(fitted / "teacher"), str(fitted / "labelled.csv"),
+                 "--compare", str(student), "--format", "json"]) == 0
+    table = json.loads(capsys.readouterr().out)
+    assert set(table) == {"teacher", "student-compare"}
+    assert table["student-compare"]["kind"] == "distilled"
+    assert table["teacher"]["kind"] == "ensemble"
+    for row in table.values():
+        assert 0.5 < row["accuracy"] <= 1 and row["rows_per_s"] > 0 and row["mb"] > 0
+    assert table["student-compare"]["mb"] < table["teacher"]["mb"]
+    assert main(["evaluate", str(fitted / "teacher"), "--compare", str(student)]) == 2
+    assert "pass a CSV file" in capsys.readouterr().err
