@@ -122,19 +122,21 @@ def run_demo(config: Config, output: str | Path | None = None,
     start = time.perf_counter()
     table, holdout, valid = holdout_table(config, **overrides)
     unlabeled = read_table(config.data.test) if config.data.test is not None else None
+    row = None
     if distill:  # the student learns the holdout ensemble, so its row is honest too
         student = holdout.distill(unlabeled=unlabeled)
         row = evaluate(student, valid, valid[config.data.label]).loc[["student"]]
         row.index = [f"student ({student.members_['student'].name}, distilled)"]
+        row = row.assign(kind="distilled")
         attrs = table.attrs
-        table = pd.concat([table, row.assign(kind="distilled")])
+        table = pd.concat([table, row])
         table.attrs.update(attrs)
     result: dict[str, Any] = {"table": table, "submission": None, "report": None}
     if report is not None:
         result["report"] = write_report(
             holdout, valid, valid[config.data.label], report, title=f"{config.name}: validation",
             source=f"{len(valid)} validation rows of {config.data.train.name} "
-                   f"(trained on {table.attrs['n_train']})")
+                   f"(trained on {table.attrs['n_train']})", extra_rows=row)
     ensemble, path = fit_config(config, output, **overrides)
     result["model"] = path
     if distill:

@@ -61,5 +61,6 @@ def test_demo_command_runs_from_the_console_script(tmp_path):
     assert "wrote report.html" in result.stdout and (tmp_path / "report.html").is_file()
     # --distill: the student's validation row joins the leaderboard; it is saved beside
     assert "student (tfidf-lr, distilled)" in result.stdout
+    assert "student (tfidf-lr, distilled)" in (tmp_path / "report.html").read_text()
     student = json.loads((tmp_path / "m-student" / "manifest.json").read_text())
     assert student["distilled_from"]["unlabeled"]["n_rows"] == 3263
