@@ -507,3 +507,51 @@ def test_a_use_member_falling_back_to_a_tfhub_default_needs_trust(tmp_path, smal
     edit_json(model / "members" / "use" / "params.json", lambda d: d.update(backend="tfhub"))
     rehash(model)
     refused(model, r"encoder backend .*--trust 'tfhub'")
+
+
+# -- round 3 (issue 29) ----------------------------------------------------------------
+
+
+def load_in_child(model: Path) -> subprocess.CompletedProcess:
+    """Load ``model`` (and predict the probe's words) in a child that may crash alone."""
+    code = ("import sys\nfrom engine import load\nfrom engine.errors import EnsembleError\n"
+            "try:\n    load(sys.argv[1]).predict_proba(['fire near the river', 'a calm day'])\n"
+            "except EnsembleError as exc:\n    print(exc)\n    sys.exit(2)\n")
+    return subprocess.run([sys.executable, "-c", code, str(model)], capture_output=True,
+                          text=True, timeout=120)
+
+
+def set_vocabulary_index(index: int):
+    def change(pipeline):
+        vocabulary = pipeline.steps[0][1].vocabulary_
+        vocabulary["fire"] = index
+        return pipeline
+    return change
+
+
+def count_vectorizer_pipeline(small_tweets):
+    from tests.helpers import count_lr_pipeline
+
+    return lambda _: count_lr_pipeline().fit(small_tweets["text"], small_tweets["target"])
+
+
+@pytest.mark.parametrize("member, index", [("sk", 10**9), ("sk-count", 10**9),
+                                           ("nb", -2000), ("nb", 0)])
+def test_a_vocabulary_index_outside_the_matrix_is_refused_not_a_crash(copy, small_tweets,
+                                                                      member, index):
+    if member == "sk-count":  # no idf weights between the vocabulary and the product
+        member = "sk"
+        replace_pipeline(copy, member, count_vectorizer_pipeline(small_tweets))
+    replace_pipeline(copy, member, set_vocabulary_index(index))
+    done = load_in_child(copy)
+    assert done.returncode == 2, (done.returncode, done.stderr[-2000:])  # not -11 (SIGSEGV)
+    assert done.stdout.count("\n") == 1 and "column indices are not 0.." in done.stdout
+
+
+def test_idf_weights_for_another_vocabulary_size_are_refused(copy):
+    def shorter(pipeline):
+        tfidf = pipeline.steps[0][1]._tfidf
+        tfidf.idf_ = tfidf.idf_[:5]
+        return pipeline
+    replace_pipeline(copy, "nb", shorter)
+    refused(copy, r"\(5,\) idf weights for a vocabulary of")
