@@ -483,7 +483,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--experiment", help="MLflow experiment (default: the config's name)")
     p.add_argument("--register", metavar="NAME",
                    help="also register the model in the MLflow model registry as NAME")
-    p.set_defaults(func=cmd_fit)
+    p.set_defaults(func=cmd_fit, model_output=True)
 
     p = sub.add_parser("tune", help="tune members' parameters with Optuna and write the tuned "
                                     "config beside the original",
@@ -550,7 +550,7 @@ def build_parser() -> argparse.ArgumentParser:
                                        "(f1, ...), fix it (0.4), or 'none' for the most "
                                        "probable class (default: the model's)")
     p.add_argument("-o", "--output", help="model directory to write (default: in place)")
-    p.set_defaults(func=cmd_recombine)
+    p.set_defaults(func=cmd_recombine, model_output=True)
 
     p = model_command("submit", "write a Kaggle submission shaped like the sample submission")
     p.add_argument("--sample", required=True, help="the competition's sample_submission.csv")
@@ -646,7 +646,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--submission", default="submission.csv", help="submission file to write")
     p.add_argument("--report", default="report.html",
                    help="HTML report on the validation rows ('' to skip)")
-    p.set_defaults(func=cmd_demo)
+    p.set_defaults(func=cmd_demo, model_output=True)
     for command in sub.choices.values():  # -q also works after the command name
         command.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
                              help="no progress bar, less output")
@@ -675,6 +675,10 @@ def _run(args: argparse.Namespace) -> int:
 
     try:
         _apply_signing(args)
+        if getattr(args, "model_output", False) and args.output:  # before a long fit
+            from engine.io.model_dir import check_model_output
+
+            check_model_output(args.output)
         for name in ("output", "submission", "report"):  # never inside a model directory
             if getattr(args, name, None):
                 check_output(getattr(args, name))

@@ -178,3 +178,60 @@ def test_a_missing_plugins_package_is_shown_only_if_it_is_a_package_name(hostile
     err = capsys.readouterr().err
     assert "pip install" not in err and "\x1b" not in err
     assert "members/0/package" in err and err.count("\n") == 1
+
+
+def web_app(folder):
+    """A folder of someone else's that happens to hold a manifest.json, as web apps do."""
+    (folder / "src").mkdir(parents=True)
+    files = {"manifest.json": json.dumps({"name": "My App", "manifest_version": 3,
+                                          "version": "1.0", "files": {}}),
+             "index.html": "<!doctype html><title>app</title>",
+             "src/app.js": "console.log('years of work')"}
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    return files
+
+
+def assert_intact(folder, files):
+    assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
+                  if p.is_file()) == sorted(files)
+    assert all((folder / name).read_text() == text for name, text in files.items())
+    assert not [p for p in folder.parent.iterdir() if ".tmp-" in p.name]
+
+
+def test_fit_refuses_a_folder_with_someone_elses_manifest_and_touches_nothing(
+        workspace, tmp_path, capsys):
+    X, y = make_text_dataset(2, n_per_class=10, seed=5)
+    pd.DataFrame({"text": X, "target": y}).to_csv(tmp_path / "train.csv", index=False)
+    config = tmp_path / "c.toml"
+    config.write_text(f'name = "x"\n[data]\ntrain = "{tmp_path / "train.csv"}"\n'
+                      f'[members.nb]\nplugin = "tfidf-nb"\n')
+    files = web_app(tmp_path / "webapp")
+    assert main(["fit", str(config), "-o", str(tmp_path / "webapp")]) == 2
+    err = capsys.readouterr().err
+    assert "is not an ensemble-engine model directory" in err and err.count("\n") == 1
+    assert_intact(tmp_path / "webapp", files)
+
+
+@pytest.mark.parametrize("manifest", ["{not json", "[1, 2]", '{"format_version": 1}',
+                                      '{"format_version": "1", "members": [], "files": {}}'])
+def test_recombine_and_save_refuse_a_folder_whose_manifest_is_not_ours(
+        workspace, tmp_path, capsys, manifest):
+    files = web_app(tmp_path / "extension")
+    (tmp_path / "extension" / "manifest.json").write_text(manifest)
+    files["manifest.json"] = manifest
+    assert main(["recombine", str(workspace / "model"), "--combiner", "mean", "-o",
+                 str(tmp_path / "extension")]) == 2
+    assert "is not an ensemble-engine model directory" in capsys.readouterr().err
+    with pytest.raises(Exception, match="is not an ensemble-engine model directory"):
+        load(workspace / "model").save(tmp_path / "extension")
+    assert_intact(tmp_path / "extension", files)
+
+
+def test_one_of_our_models_and_an_empty_folder_are_still_replaced(workspace, tmp_path):
+    shutil.copytree(workspace / "model", tmp_path / "ours")
+    (tmp_path / "empty").mkdir()
+    for target in ("ours", "empty"):
+        assert main(["recombine", str(workspace / "model"), "--combiner", "mean", "-o",
+                     str(tmp_path / target)]) == 0
+        assert load(tmp_path / target).combiner_.name == "mean"

@@ -298,18 +298,21 @@ def read_consistently(path: Path, read: Callable[[], T]) -> T:
 
 
 @contextlib.contextmanager
-def atomic_directory(path: Path, marker: str = "manifest.json") -> Iterator[Path]:
+def atomic_directory(path: Path, ours: Callable[[Path], bool],
+                     marker: str = "manifest.json") -> Iterator[Path]:
     """Yield an empty temporary sibling of ``path``; on success it replaces ``path`` whole.
 
-    ``path`` may be replaced only if it is a directory holding ``marker`` (or
-    empty), checked again at the swap. The new directory is written without
+    ``path`` may be replaced only if it is empty or ``ours(path)`` says it is
+    one of our directories (:func:`check_replaceable`), checked again at the
+    swap: a user's folder that merely holds a file named ``marker`` is never
+    replaced. The new directory is written without
     the lock; the exclusive lock (``.NAME.lock`` beside it) is held to tidy
     dead saves' temporaries and to swap, so concurrent saves to one path are
     serialised at the swap and the last one wins whole. The old and new
     directories are exchanged in one atomic ``renameat2(RENAME_EXCHANGE)`` on Linux.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    refuse_link(path)
+    check_replaceable(path, ours)  # before any work: a long fit never ends refused
     with locked(path):
         _remove_leftovers(path, marker)
     token = _token()
@@ -323,7 +326,7 @@ def atomic_directory(path: Path, marker: str = "manifest.json") -> Iterator[Path
             yield tmp
             _fsync_tree(tmp)
             with locked(path, wait_for_readers=True):
-                _check_replaceable(path, marker)
+                check_replaceable(path, ours)
                 _swap_in(tmp, path, token)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)  # after an exchange: the old directory
@@ -333,12 +336,13 @@ def atomic_directory(path: Path, marker: str = "manifest.json") -> Iterator[Path
         os.close(fd)
 
 
-def _check_replaceable(path: Path, marker: str) -> None:
+def check_replaceable(path: Path, ours: Callable[[Path], bool]) -> None:
+    """Refuse, in one line, to replace ``path`` unless it is absent, empty or ``ours``."""
     refuse_link(path)
-    if path.exists() and not (path.is_dir() and ((path / marker).is_file()
-                                                  or not any(path.iterdir()))):
-        raise ModelDirectoryError(f"{path} exists and is not a model directory; "
-                                  f"choose another output path")
+    if path.exists() and not (path.is_dir() and (not any(path.iterdir()) or ours(path))):
+        raise ModelDirectoryError(f"{path} exists and is not an ensemble-engine model "
+                                  f"directory; nothing was changed: choose another output "
+                                  f"path")
 
 
 def recover_if_interrupted(path: Path, marker: str = "manifest.json") -> None:

@@ -28,7 +28,12 @@ import numpy as np
 
 from engine import registry
 from engine.errors import EnsembleError, ModelDirectoryError, PluginNotFoundError
-from engine.io.atomic import atomic_directory, read_consistently, recover_if_interrupted
+from engine.io.atomic import (
+    atomic_directory,
+    check_replaceable,
+    read_consistently,
+    recover_if_interrupted,
+)
 from engine.io.files import load_npz, read_json
 from engine.io.integrity import MANIFEST, hash_tree, inside, verify_files
 from engine.io.schema import MANIFEST_SCHEMA, validate
@@ -40,6 +45,9 @@ from engine.version import __version__
 
 FORMAT_VERSION = 1
 OOF_FILE = "oof.npz"
+# What every manifest this format has written holds, beside an integer format_version.
+OUR_MANIFEST_FIELDS = (("engine_version", str), ("members", list), ("combiner", dict),
+                       ("files", dict))
 # Class labels are saved as JSON values plus the dtype kind they had.
 CLASS_DTYPES: dict[str, Any] = {"b": bool, "i": np.int64, "u": np.uint64, "f": float,
                                 "O": object}
@@ -106,14 +114,10 @@ def write_model(parts: ModelParts, path: str | Path, data: dict[str, Any] | None
     Everything is written to a hidden sibling directory first, then exchanged
     with the old directory in one rename (:func:`engine.io.atomic.atomic_directory`),
     so a failed or killed save leaves the previous model intact. An existing
-    directory is replaced only if it is a model directory (or empty).
+    directory is replaced only if it is empty or one of ours
+    (:func:`is_model_directory`).
     """
-    path = Path(path)
-    if path.exists() and not (path.is_dir() and ((path / MANIFEST).is_file()
-                                                  or not any(path.iterdir()))):
-        raise ModelDirectoryError(f"{path} exists and is not a model directory; "
-                                  f"choose another output path")
-    with atomic_directory(path) as tmp:
+    with atomic_directory(Path(path), is_model_directory) as tmp:
         manifest = _write_contents(parts, tmp)
         manifest["data"] = describe(data or {})
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
@@ -154,6 +158,25 @@ def _write_contents(parts: ModelParts, root: Path) -> dict[str, Any]:
         "threshold": parts.threshold,
         "files": hash_tree(root),
     }
+
+
+def is_model_directory(path: str | Path) -> bool:
+    """Whether ``path`` holds one of our models: its manifest parses and names our format.
+
+    A web app or a browser extension keeps a ``manifest.json`` too; only a
+    directory this says is ours may be replaced by a save.
+    """
+    try:
+        manifest = read_json(Path(path) / MANIFEST)
+    except (EnsembleError, OSError):
+        return False
+    return isinstance(manifest, dict) and type(manifest.get("format_version")) is int \
+        and all(isinstance(manifest.get(key), kind) for key, kind in OUR_MANIFEST_FIELDS)
+
+
+def check_model_output(path: str | Path) -> None:
+    """Refuse (one line) a model output path that is a folder but not an empty one or ours."""
+    check_replaceable(Path(path), is_model_directory)
 
 
 def read_manifest(path: str | Path) -> dict[str, Any]:
