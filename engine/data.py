@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -150,6 +150,15 @@ def numeric_columns(X: Any, columns: Sequence[str] | None) -> np.ndarray | None:
     return values
 
 
+def label_types(values: Iterable[Any]) -> list[str]:
+    """The type names among ``values``, sorted: labels must have one, at fit and at load.
+
+    Labels of two types can be equal (``1 == True``) or print alike (``'1'``
+    and ``1``), so two classes would share one output column.
+    """
+    return sorted({type(v).__name__ for v in values})
+
+
 def encode_labels(y: Any, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
     """Encode labels (str, int or bool) as codes 0..K-1 in sorted class order.
 
@@ -175,11 +184,9 @@ def encode_labels(y: Any, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
     missing = pd.isna(values)
     if np.any(missing):
         _raise_missing(np.flatnonzero(missing), "a label for every row (drop unlabelled rows)")
-    if values.dtype == object:
-        kinds = {type(v).__name__ for v in values}
-        if len(kinds) > 1:
-            raise DataError(f"labels mix types ({', '.join(sorted(kinds))}); "
-                            f"convert them to one type, e.g. all str")
+    if values.dtype == object and len(kinds := label_types(values)) > 1:
+        raise DataError(f"labels mix types ({', '.join(kinds)}); "
+                        f"convert them to one type, e.g. all str")
     classes, codes = np.unique(values, return_inverse=True)
     if len(classes) < 2:
         raise DataError(f"need at least two classes to train, found only {classes.tolist()}")

@@ -555,3 +555,54 @@ def test_idf_weights_for_another_vocabulary_size_are_refused(copy):
         return pipeline
     replace_pipeline(copy, "nb", shorter)
     refused(copy, r"\(5,\) idf weights for a vocabulary of")
+
+
+def set_classes(model: Path, values: list, dtype: str = "O") -> None:
+    edit_json(model / "manifest.json", lambda m: m.update(classes={"dtype": dtype,
+                                                                   "values": values}))
+
+
+@pytest.mark.parametrize("values", [[f"c{i}" if i % 2 else i for i in range(20_000)],
+                                    [f"c{i}" for i in range(20_000)]])
+def test_twenty_thousand_classes_are_checked_in_linear_time(copy, values):
+    set_classes(copy, values)
+    started = time.perf_counter()
+    with pytest.raises(ModelDirectoryError):
+        load(copy)
+    assert time.perf_counter() - started < 10  # minutes before: a pairwise uniqueness check
+
+
+@pytest.mark.parametrize("values, dtype, match", [
+    ([1, True], "i", r"classes mix types \(bool, int\)"),
+    (["1", 1], "O", r"classes mix types \(int, str\)"),
+    ([0, 1, 1], "i", "more than once"),
+])
+def test_classes_that_would_share_an_output_column_are_refused(copy, values, dtype, match):
+    set_classes(copy, values, dtype)
+    refused(copy, match)
+
+
+@pytest.mark.parametrize("held", ["directory", "gate"])
+def test_a_lock_held_by_anyone_who_can_read_the_model_is_waited_for_within_a_bound(
+        copy, monkeypatch, held):
+    import fcntl
+
+    gate = copy.parent / f".{copy.name}.lock"
+    gate.touch()
+    target = copy if held == "directory" else gate
+    fd = os.open(target, os.O_RDONLY)  # read access is all it takes
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    monkeypatch.setenv("ENSEMBLE_LOCK_TIMEOUT", "1")
+    try:
+        started = time.perf_counter()
+        message = refused(copy, "stayed locked by another process for 1 s")
+        assert time.perf_counter() - started < 5 and "ENSEMBLE_LOCK_TIMEOUT" in message
+    finally:
+        os.close(fd)
+    assert load(copy).predict(["a calm day"]).shape == (1,)  # released: loads again
+
+
+def test_a_lock_timeout_that_is_not_a_number_is_one_line(copy, monkeypatch):
+    monkeypatch.setenv("ENSEMBLE_LOCK_TIMEOUT", "forever")
+    with pytest.raises(EnsembleError, match="is not a number of seconds"):
+        load(copy)

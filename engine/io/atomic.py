@@ -14,7 +14,10 @@ is free). A user's ``.NAME.old-backup`` or ``.NAME.tmp-notes`` is never touched.
 Readers of a model directory hold a shared lock on it (:func:`read_consistently`);
 a save writes its new directory without locks and takes them exclusively only
 to swap the directories, so a load never sees half of one save and half of
-another, and waits at most for that swap.
+another, and waits at most for that swap. Any process that can read a
+directory can also lock it, so no lock is waited for longer than
+``ENSEMBLE_LOCK_TIMEOUT`` seconds (default 60): then one line says who to
+look for.
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ from engine.errors import EnsembleError, ModelDirectoryError
 # A writer locks its temporary from the moment it exists; one unlocked and this old
 # belongs to a killed writer (a kill releases the lock) and can be removed.
 STALE_TEMPORARY_SECONDS = 30
+LOCK_TIMEOUT_ENV = "ENSEMBLE_LOCK_TIMEOUT"
+DEFAULT_LOCK_TIMEOUT = 60.0  # a save holds a lock only to swap; far longer is someone else
 TOKEN_HEX = 16
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
@@ -195,10 +200,10 @@ def locked(path: Path, wait_for_readers: bool = False) -> Iterator[None]:
     fd = _open_lock(path, write=True)
     directory = None
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        _flock(fd, fcntl.LOCK_EX, path)
         if wait_for_readers:
             directory = _open_directory(path)
-            if directory is not None and not _flock(directory, fcntl.LOCK_EX):
+            if directory is not None and not _flock(directory, fcntl.LOCK_EX, path):
                 os.close(directory)
                 directory = None
         yield
@@ -208,17 +213,42 @@ def locked(path: Path, wait_for_readers: bool = False) -> Iterator[None]:
         os.close(fd)  # closing releases the lock
 
 
-def _flock(fd: int, operation: int) -> bool:
-    """flock, False where the file system cannot lock a directory (some network mounts)."""
+def lock_timeout() -> float:
+    """Seconds to wait for a lock: ``ENSEMBLE_LOCK_TIMEOUT``, else :data:`DEFAULT_LOCK_TIMEOUT`."""
+    raw = os.environ.get(LOCK_TIMEOUT_ENV, "")
+    try:
+        seconds = float(raw) if raw.strip() else DEFAULT_LOCK_TIMEOUT
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds < float("inf"):
+        raise EnsembleError(f"{LOCK_TIMEOUT_ENV}={raw[:32]!r} is not a number of seconds; "
+                            f"set it to e.g. 60, or unset it")
+    return seconds
+
+
+def _flock(fd: int, operation: int, path: Path) -> bool:
+    """flock within :func:`lock_timeout`; False where the file system cannot lock (some
+    network mounts). A lock held longer, by anyone who can read ``path``, is one line."""
     import fcntl
 
-    try:
-        fcntl.flock(fd, operation)
-    except OSError as exc:
-        if exc.errno in (errno.ENOLCK, errno.EBADF, errno.EINVAL, errno.EOPNOTSUPP):
-            return False
-        raise
-    return True
+    deadline, pause = time.monotonic() + lock_timeout(), 0.001
+    while True:
+        try:
+            fcntl.flock(fd, operation | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise ModelDirectoryError(
+                    f"{path} stayed locked by another process for {lock_timeout():g} s (a "
+                    f"save locks it only to swap): find the process holding it "
+                    f"(fuser -v {path}), or wait longer with {LOCK_TIMEOUT_ENV}=SECONDS"
+                    ) from None
+            time.sleep(pause)
+            pause = min(2 * pause, 0.05)
+        except OSError as exc:
+            if exc.errno in (errno.ENOLCK, errno.EBADF, errno.EINVAL, errno.EOPNOTSUPP):
+                return False
+            raise
 
 
 def _open_directory(path: Path) -> int | None:
@@ -249,12 +279,12 @@ def _reading_lock(path: Path) -> Iterator[bool]:
     directory = None
     try:
         if gate is not None:
-            fcntl.flock(gate, fcntl.LOCK_EX)
+            _flock(gate, fcntl.LOCK_EX, path)
         for _ in range(3):  # without the gate, a swap may come between open and lock
             directory = _open_directory(path)
             if directory is None:
                 break
-            if not _flock(directory, fcntl.LOCK_SH):
+            if not _flock(directory, fcntl.LOCK_SH, path):
                 os.close(directory)
                 directory = None
                 break

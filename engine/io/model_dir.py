@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from engine import registry
+from engine.data import label_types
 from engine.errors import EnsembleError, ModelDirectoryError, PluginNotFoundError
 from engine.io.atomic import (
     atomic_directory,
@@ -197,7 +198,18 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
             f"{str(manifest.get('engine_version'))[:64]}; this is {__version__}: upgrade "
             f"ensemble-engine")
     validate(manifest, MANIFEST_SCHEMA, str(path / MANIFEST))
+    _check_classes(manifest["classes"]["values"], path / MANIFEST)
     return manifest
+
+
+def _check_classes(values: list[Any], where: Path) -> None:
+    """The rule fit applies: labels of one type, each once (one output column per class)."""
+    if len(kinds := label_types(values)) > 1:
+        raise ModelDirectoryError(f"{where}: classes mix types ({', '.join(kinds)}), which "
+                                  f"would share output columns; refusing to load")
+    if len(set(values)) != len(values):
+        raise ModelDirectoryError(f"{where}: classes name a label more than once; "
+                                  f"refusing to load")
 
 
 def size_summary(path: str | Path, largest: int = 3) -> str:

@@ -57,8 +57,9 @@ MANIFEST_SCHEMA = schema({
             "type": "object", "required": ["dtype", "values"], "additionalProperties": False,
             "properties": {
                 "dtype": {"enum": ["b", "i", "u", "f", "O"]},
+                # distinct and of one type: engine.io.model_dir checks it in linear time
+                # (jsonschema's uniqueItems compares mixed types pairwise: 20,000 took minutes)
                 "values": {"type": "array", "minItems": 2, "maxItems": MAX_COUNT,
-                           "uniqueItems": True,
                            "items": {"anyOf": [{"type": ["boolean", "number"]},
                                                {"type": "string", "maxLength": 1024}]}},
             },
