@@ -95,7 +95,7 @@ def as_text_list(X: Any, fill_na: str | None = None) -> list[str]:
     if bad.any():
         _raise_missing(np.flatnonzero(bad), "fill_na='' for missing values, or convert "
                                             "them to str first")
-    return texts
+    return _unicode_only(texts)
 
 
 def select_texts(X: Any, text: str | Sequence[str] = "text",
@@ -124,8 +124,35 @@ def select_texts(X: Any, text: str | Sequence[str] = "text",
         if missing.any():
             _raise_missing(np.flatnonzero(missing), "fill_na='' (CLI: --fill-na '')")
         values = parts.astype(str).agg(" ".join, axis=1) if len(columns) > 1 else parts.iloc[:, 0]
-        return [str(v) if not isinstance(v, str) else v for v in values]
+        return _unicode_only([str(v) if not isinstance(v, str) else v for v in values])
     return as_text_list(X, fill_na)
+
+
+def not_unicode(texts: Sequence[str]) -> list[int]:
+    """Positions of the texts holding a lone surrogate: not Unicode text, UTF-8 cannot hold
+    it, and the members that encode their texts (TensorFlow, the sentence encoder) fail on it.
+
+    Examples
+    --------
+    >>> not_unicode(["fire", "half \\ud800 a pair"])
+    [1]
+    """
+    try:
+        "".join(texts).encode("utf-8")  # one pass in C for the usual case
+    except UnicodeEncodeError:
+        return [i for i, text in enumerate(texts) if not text.isascii()
+                and any("\ud800" <= c <= "\udfff" for c in text)]
+    return []
+
+
+def _unicode_only(texts: list[str]) -> list[str]:
+    bad = not_unicode(texts)
+    if bad:
+        shown = ", ".join(str(r) for r in bad[:5]) + (" ..." if len(bad) > 5 else "")
+        raise DataError(f"rows {shown} hold a lone surrogate, which is not Unicode text; "
+                        f"decode the input as UTF-8 (errors='replace' keeps the rest of "
+                        f"each text)")
+    return texts
 
 
 def _raise_missing(rows: np.ndarray, fix: str) -> None:

@@ -606,3 +606,17 @@ def test_a_lock_timeout_that_is_not_a_number_is_one_line(copy, monkeypatch):
     monkeypatch.setenv("ENSEMBLE_LOCK_TIMEOUT", "forever")
     with pytest.raises(EnsembleError, match="is not a number of seconds"):
         load(copy)
+
+
+@pytest.mark.parametrize("which", ["model", "keras_model"])
+def test_a_lone_surrogate_in_a_text_is_one_line_for_every_member(request, which):
+    import pandas as pd
+
+    from engine.errors import DataError
+
+    ensemble = load(request.getfixturevalue(which))
+    for texts in (["fire", "half a pair \ud800"], {"text": ["\udfff"], "keyword": [""]}):
+        X = texts if isinstance(texts, list) else pd.DataFrame(texts, dtype=object)
+        with pytest.raises(DataError, match=r"rows \d hold a lone surrogate") as info:
+            ensemble.predict_proba(X)
+        assert "\n" not in str(info.value)
