@@ -217,3 +217,22 @@ def test_piped_output_gets_a_plain_line_per_fit_instead_of_a_bar(workspace):
     total = len(steps)
     assert total > 1 and steps[-1].startswith(f"fitting {total}/{total}: ")
     assert all(line.endswith("so far)") for line in steps)
+
+
+@pytest.mark.parametrize("member, value, message", [
+    ("nb", "[" * 100_000 + "]" * 100_000, "nests arrays or tables deeper than Python can"),
+    ("nb", "[" * 100 + "]" * 100, "nests deeper than 64 levels"),
+    ("nb", "9" * 5000, "Exceeds the limit (4300 digits)"),
+    ("dense", "1_000_000_000", "embedding_dim must be in [1, 1024], got 1000000000"),
+])
+def test_hostile_config_values_are_one_line_not_a_traceback(tmp_path, capsys, member, value,
+                                                            message):
+    key = "embedding_dim" if member == "dense" else "alpha"
+    plugin = "keras-text" if member == "dense" else "tfidf-nb"
+    (tmp_path / "train.csv").write_text("text,target\n" + "a,0\nb,1\n" * 6)
+    (tmp_path / "c.toml").write_text(f'[data]\ntrain="train.csv"\n[members.{member}]\n'
+                                     f'plugin="{plugin}"\n{key} = {value}\n')
+    assert main(["fit", str(tmp_path / "c.toml"), "-o", str(tmp_path / "m")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "use sys." not in err
+    assert not (tmp_path / "m").exists()
