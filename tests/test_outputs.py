@@ -235,3 +235,22 @@ def test_one_of_our_models_and_an_empty_folder_are_still_replaced(workspace, tmp
         assert main(["recombine", str(workspace / "model"), "--combiner", "mean", "-o",
                      str(tmp_path / target)]) == 0
         assert load(tmp_path / target).combiner_.name == "mean"
+
+
+CR_IDS = ["\r=1+1", "x\r=2+2", "y\n@SUM(1)", "plain"]
+
+
+def lines_of(raw: str) -> list[str]:
+    """Rows as a reader that ends lines at any CR or LF sees them."""
+    return raw.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+
+
+def test_ids_with_a_bare_carriage_return_start_no_formula_row(workspace, tmp_path):
+    X, _ = make_text_dataset(2, n_per_class=2, seed=4)
+    pd.DataFrame({"id": CR_IDS, "text": X}).to_csv(tmp_path / "cr.csv", index=False,
+                                                   quoting=1)  # csv.QUOTE_ALL
+    assert main(["predict", str(workspace / "model"), str(tmp_path / "cr.csv"), "-o",
+                 str(tmp_path / "p.csv")]) == 0
+    raw = (tmp_path / "p.csv").read_bytes().decode()
+    assert not [line for line in lines_of(raw) if line.startswith(("=", "@", "+", "-"))]
+    assert "x\r'=2+2" in raw

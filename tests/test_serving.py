@@ -424,3 +424,12 @@ def test_generated_hostile_bodies_never_get_a_server_error(client):
 
     check()
     assert client.get("/health").json()["status"] == "ok"
+
+
+def test_predict_csv_ids_with_a_bare_carriage_return_start_no_formula_row(client):
+    body = b'id,keyword,text\n"\r=1+1",,fire\n"x\r=2+2",,calm day\n'
+    answer = client.post("/predict.csv", content=body, headers={"Content-Type": "text/csv"})
+    assert answer.status_code == 200, answer.text
+    lines = answer.text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    assert not [line for line in lines if line.startswith(("=", "@", "+", "-"))]
+    assert "x\r'=2+2" in answer.text
