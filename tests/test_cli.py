@@ -236,3 +236,14 @@ def test_hostile_config_values_are_one_line_not_a_traceback(tmp_path, capsys, me
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and "use sys." not in err
     assert not (tmp_path / "m").exists()
+
+
+def test_fit_refuses_an_ngram_range_its_own_load_would_refuse(tmp_path, capsys):
+    (tmp_path / "train.csv").write_text("text,target\n" + "fire here,0\ncalm day,1\n" * 6)
+    (tmp_path / "c.toml").write_text('[data]\ntrain="train.csv"\n[members.nb]\n'
+                                     'plugin="tfidf-nb"\nngram_range = [1, 1000000]\n')
+    assert main(["fit", str(tmp_path / "c.toml"), "-o", str(tmp_path / "m")]) == 2
+    err = capsys.readouterr().err
+    assert "sets ngram_range (1, 1000000); a saved vectorizer needs 1 <= min <= max <= 16" \
+        in err and err.count("\n") == 1
+    assert not (tmp_path / "m").exists()

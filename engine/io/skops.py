@@ -20,11 +20,11 @@ from typing import Any
 import numpy as np
 import skops.io as sio
 
-from engine.errors import ModelDirectoryError
+from engine.errors import ConfigError, ModelDirectoryError
 from engine.io.files import check_archive
 from engine.io.trust import trusted_names, trusting
 
-__all__ = ["dump_estimator", "load_estimator", "trusting"]
+__all__ = ["check_saveable", "dump_estimator", "load_estimator", "trusting"]
 
 # scikit-learn's default and the patterns the built-in plugins write.
 KNOWN_TOKEN_PATTERNS = {r"(?u)\b\w\w+\b", r"(?u)\b\w+\b", r"\S+", r"(?u)\b\w+\b|[^\w\s]"}
@@ -70,7 +70,18 @@ def load_estimator(path: str | Path) -> Any:
     return estimator
 
 
-def _check_text_params(estimator: Any, name: str) -> None:
+def check_saveable(estimator: Any, name: str) -> None:
+    """ConfigError for a setting inside ``estimator`` that :func:`load_estimator` refuses
+    whatever the user trusts (n-gram range, ``input``, ``memory``): ``fit`` checks these
+    first, so it never saves a model its own load refuses. Token patterns may be trusted
+    at load, so they are left to it."""
+    try:
+        _check_text_params(estimator, name, patterns=False)
+    except ModelDirectoryError as exc:
+        raise ConfigError(str(exc).replace("; refusing to load", "")) from None
+
+
+def _check_text_params(estimator: Any, name: str, patterns: bool = True) -> None:
     """Check every object inside ``estimator``: fitted copies and private helpers included."""
     seen: set[int] = set()
     stack = [estimator]
@@ -86,15 +97,15 @@ def _check_text_params(estimator: Any, name: str) -> None:
         elif hasattr(item, "__dict__") and not isinstance(item, type):
             attributes = vars(item)
             if any(key in attributes for key in ("token_pattern", "ngram_range", "memory")):
-                _check_params(attributes, name)
+                _check_params(attributes, name, patterns)
             if isinstance(attributes.get("vocabulary_"), dict):
                 _check_vocabulary(attributes, name)
             stack.extend(attributes.values())
 
 
-def _check_params(params: dict[str, Any], name: str) -> None:
+def _check_params(params: dict[str, Any], name: str, patterns: bool = True) -> None:
     pattern = params.get("token_pattern")
-    if pattern is not None and pattern not in KNOWN_TOKEN_PATTERNS \
+    if patterns and pattern is not None and pattern not in KNOWN_TOKEN_PATTERNS \
             and pattern not in trusted_names():
         raise ModelDirectoryError(
             f"{name} sets token_pattern {pattern!r}, which is not a known pattern (a regular "
