@@ -333,8 +333,8 @@ def _apply_signing(args: argparse.Namespace) -> None:
     elif args.allow_unsigned:
         raise ValueError("--allow-unsigned goes with --trusted-keys FILE (to stop requiring "
                          "signatures from the environment, set ENSEMBLE_REQUIRE_SIGNATURE=0)")
-    # Keys named on the command line mean "check this model", as verify_with= does in
-    # the API; only the environment's keys merely say whom to trust.
+    # Keys mean "check this model", as verify_with= does in the API; the environment's keys
+    # too, unless ENSEMBLE_REQUIRE_SIGNATURE is set off.
     if args.require_signature or args.trusted_keys is not None:
         os.environ[REQUIRE_ENV] = "0" if args.allow_unsigned else "1"
     if signature_required_by_env() and not os.environ.get(TRUSTED_KEYS_ENV):
@@ -440,8 +440,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--trusted-keys", dest="trusted_keys", metavar="FILE",
                        help="public keys you trust, one per line (OpenSSH or PEM): the model "
                             "must be signed by one of them (unsigned models are refused "
-                            "unless --allow-unsigned; $ENSEMBLE_TRUSTED_KEYS only says whom "
-                            "to trust)")
+                            "unless --allow-unsigned; so does $ENSEMBLE_TRUSTED_KEYS unless "
+                            "ENSEMBLE_REQUIRE_SIGNATURE=0)")
         signed = p.add_mutually_exclusive_group()
         signed.add_argument("--require-signature", dest="require_signature",
                             action="store_true",
