@@ -215,10 +215,12 @@ def _size(path: str | Path) -> str:
 
 
 def cmd_recombine(args: argparse.Namespace) -> None:
+    from engine.errors import ConfigError
+    from engine.io.files import parse_json
     from engine.io.signing import is_signed
 
     model = _load(args)
-    params = json.loads(args.params) if args.params else {}
+    params = parse_json(args.params, "--params", ConfigError) if args.params else {}
     members = args.members.split(",") if args.members else None
     threshold = {} if args.threshold is None else {"threshold": _threshold(args.threshold)}
     new = model.recombine((args.combiner, params), members, **threshold)

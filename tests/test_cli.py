@@ -247,3 +247,18 @@ def test_fit_refuses_an_ngram_range_its_own_load_would_refuse(tmp_path, capsys):
     assert "sets ngram_range (1, 1000000); a saved vectorizer needs 1 <= min <= max <= 16" \
         in err and err.count("\n") == 1
     assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize("params, message", [
+    ('{"weights": ' + "[" * 100_000 + "]" * 100_000 + "}", "'--params' nests deeper than"),
+    ('{"weights": ' + "[" * 100 + "]" * 100 + "}", "'--params' nests deeper than 64"),
+    ('{"weights": [' + "7" * 5000 + "]}", "Exceeds the limit (4300 digits)"),
+])
+def test_recombine_params_json_is_bounded_like_every_json_read(workspace, capsys, params,
+                                                               message):
+    out = workspace / "never-written"
+    assert main(["recombine", str(workspace / "model"), "--combiner", "mean", "--params",
+                 params, "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "use sys." not in err
+    assert not out.exists()

@@ -121,16 +121,22 @@ def read_json(path: str | Path, limit: int = MAX_JSON_BYTES) -> Any:
     return parse_json(read_bytes(path, limit), Path(path).name)
 
 
-def parse_json(data: bytes, name: str) -> Any:
-    """Parse JSON ``data`` (at most the caller's byte limit) within :func:`check_bounds`."""
+def parse_json(data: bytes | str, name: str,
+               error: type[EnsembleError] = ModelDirectoryError) -> Any:
+    """Parse JSON ``data`` (at most the caller's byte limit) within :func:`check_bounds`.
+
+    Every JSON the engine reads goes through here (a manifest, a state file, the
+    CLI's ``--params``); ``error`` is what a refusal raises.
+    """
     try:
         value = json.loads(data)
     except RecursionError:
-        raise ModelDirectoryError(f"'{name}' nests deeper than {MAX_JSON_DEPTH} levels; "
-                                  f"refusing to load") from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ModelDirectoryError(f"'{name}' is not valid JSON ({exc})") from None
-    check_bounds(value, name)
+        raise error(f"'{name}' nests deeper than {MAX_JSON_DEPTH} levels; "
+                    f"refusing to load") from None
+    except (ValueError, UnicodeDecodeError) as exc:  # also an integer past the digit limit
+        reason = str(exc).split("; use sys.")[0]
+        raise error(f"'{name}' is not valid JSON ({reason})") from None
+    check_bounds(value, name, error)
     return value
 
 
