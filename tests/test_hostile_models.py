@@ -512,13 +512,15 @@ def test_a_use_member_falling_back_to_a_tfhub_default_needs_trust(tmp_path, smal
 # -- round 3 (issue 29) ----------------------------------------------------------------
 
 
-def load_in_child(model: Path) -> subprocess.CompletedProcess:
-    """Load ``model`` (and predict the probe's words) in a child that may crash alone."""
+def load_in_child(model: Path, texts: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    """Load ``model`` and predict the probe's words and ``texts`` in a child that may crash
+    alone."""
     code = ("import sys\nfrom engine import load\nfrom engine.errors import EnsembleError\n"
-            "try:\n    load(sys.argv[1]).predict_proba(['fire near the river', 'a calm day'])\n"
+            "try:\n    load(sys.argv[1]).predict_proba(['fire near the river', 'a calm day',"
+            " *sys.argv[2:]])\n"
             "except EnsembleError as exc:\n    print(exc)\n    sys.exit(2)\n")
-    return subprocess.run([sys.executable, "-c", code, str(model)], capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run([sys.executable, "-c", code, str(model), *texts],
+                          capture_output=True, text=True, timeout=120)
 
 
 def set_vocabulary_index(index: int):
@@ -620,3 +622,45 @@ def test_a_lone_surrogate_in_a_text_is_one_line_for_every_member(request, which)
         with pytest.raises(DataError, match=r"rows \d hold a lone surrogate") as info:
             ensemble.predict_proba(X)
         assert "\n" not in str(info.value)
+
+
+def test_any_vocabulary_indices_load_and_predict_or_are_refused_never_a_crash(
+        model, small_tweets, tmp_path_factory):
+    """Property: whatever integers a stranger writes as vocabulary indices (a CountVectorizer
+    pipeline, where no idf weights stand between them and scipy), a load in a child process
+    predicts or refuses in one line; it never dies by a signal (the crash detector)."""
+    import tempfile
+
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    base = tmp_path_factory.mktemp("vocabulary-fuzz") / "model"
+    shutil.copytree(model, base)
+    replace_pipeline(base, "sk", count_vectorizer_pipeline(small_tweets))
+    index = st.one_of(st.integers(-2**63, 2**63 - 1), st.integers(-3, 4000))
+    thorough = os.environ.get("HYPOTHESIS_PROFILE") == "thorough"
+
+    @settings(max_examples=40 if thorough else 2, deadline=None, derandomize=not thorough,
+              database=None, suppress_health_check=list(HealthCheck))
+    @given(edits=st.lists(st.tuples(st.integers(0, 10**6), index), min_size=1, max_size=4))
+    def check(edits):
+        with tempfile.TemporaryDirectory() as root:
+            target = Path(root) / "model"
+            shutil.copytree(base, target)
+
+            edited = []
+
+            def change(pipeline):
+                vocabulary = pipeline.steps[0][1].vocabulary_
+                terms = sorted(vocabulary)
+                for position, value in edits:
+                    edited.append(terms[position % len(terms)])
+                    vocabulary[edited[-1]] = value
+                return pipeline
+
+            replace_pipeline(target, "sk", change)
+            done = load_in_child(target, (" ".join(edited),))  # the edited columns are used
+            assert done.returncode in (0, 2), (edits, done.returncode, done.stderr[-500:])
+            assert done.returncode == 0 or done.stdout.count("\n") == 1
+
+    check()
