@@ -664,3 +664,49 @@ def test_any_vocabulary_indices_load_and_predict_or_are_refused_never_a_crash(
             assert done.returncode == 0 or done.stdout.count("\n") == 1
 
     check()
+
+
+def test_a_twin_swapped_in_through_the_parent_folder_is_never_what_loads(tmp_path):
+    """While loads run, another process exchanges the model's parent folder with one whose
+    model has the same manifest (and signature) but another meta-learner. Every file a load
+    opens is one of the directory it locked and verified: it predicts as the verified model,
+    or is refused (when it locked the twin). 24 of 100 loads returned the twin's before."""
+    from engine.io.atomic import _exchange
+    from engine.testing import make_text_dataset
+
+    X, y = make_text_dataset(2, n_per_class=20, seed=3)
+    X2, y2 = make_text_dataset(2, n_per_class=20, seed=9)
+    members = {"nb": "tfidf-nb", "lr": "tfidf-lr"}
+    ours = Ensemble(members, combiner="stacking", cv=2, random_state=0).fit(X, y)
+    other = Ensemble(members, combiner="stacking", cv=2, random_state=0).fit(X2, 1 - y2)
+    ours.save(tmp_path / "p1" / "model")
+    other.save(tmp_path / "other")
+    shutil.copytree(tmp_path / "p1" / "model", tmp_path / "p2" / "model")
+    shutil.rmtree(tmp_path / "p2" / "model" / "combiner")
+    shutil.copytree(tmp_path / "other" / "combiner", tmp_path / "p2" / "model" / "combiner")
+    if not _exchange(tmp_path / "p1", tmp_path / "p2"):
+        pytest.skip("needs renameat2 (Linux) to swap the folders atomically")
+    expected = ours.predict_proba(X[:10])
+    done = threading.Event()
+
+    def swap():
+        while not done.is_set():
+            _exchange(tmp_path / "p1", tmp_path / "p2")
+            time.sleep(0.0005)
+
+    swapper = threading.Thread(target=swap, daemon=True)
+    swapper.start()
+    outcomes = {"verified": 0, "twin": 0, "refused": 0}
+    try:
+        for _ in range(100):
+            try:
+                proba = load(tmp_path / "p1" / "model").predict_proba(X[:10])
+            except ModelDirectoryError as exc:
+                assert "\n" not in str(exc) and "/proc/self/fd" not in str(exc)
+                outcomes["refused"] += 1
+                continue
+            outcomes["verified" if np.allclose(proba, expected) else "twin"] += 1
+    finally:
+        done.set()
+        swapper.join(5)
+    assert outcomes["twin"] == 0 and outcomes["verified"] > 0, outcomes

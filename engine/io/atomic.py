@@ -259,8 +259,9 @@ def _open_directory(path: Path) -> int | None:
 
 
 @contextlib.contextmanager
-def _reading_lock(path: Path) -> Iterator[bool]:
-    """A shared lock on the model directory ``path`` while it is read; yields whether held.
+def _reading_lock(path: Path) -> Iterator[int | None]:
+    """A shared lock on the model directory ``path`` while it is read; yields the locked
+    directory's descriptor, or None where it is not held.
 
     Two locks, so that a stream of loads can never starve a save: a load
     takes ``.NAME.lock`` (the gate) exclusively for an instant, takes a
@@ -300,7 +301,7 @@ def _reading_lock(path: Path) -> Iterator[bool]:
         key = str(path.absolute())
         _reading.add(key)
         try:
-            yield directory is not None
+            yield directory
         finally:
             _reading.discard(key)
     finally:
@@ -309,22 +310,42 @@ def _reading_lock(path: Path) -> Iterator[bool]:
                 os.close(fd)
 
 
-def read_consistently(path: Path, read: Callable[[], T]) -> T:
-    """``read()`` the model directory ``path`` while no save swaps it.
+def read_consistently(path: Path, read: Callable[[Path], T]) -> T:
+    """``read(directory)`` the model directory ``path`` while no save swaps it.
 
     Under the directory's shared lock a save cannot exchange it mid-read.
-    Where the lock cannot be taken (no file locks on this system), a read
-    that fails is retried once: a save swaps directories in one rename, so
-    the second read sees one whole model.
+    ``read`` is handed a name of the locked directory itself where the system
+    has one (``/proc/self/fd/N`` on Linux), so every file it opens, by any
+    code, is one of that directory's: a parent folder renamed mid-read cannot
+    swap in a twin's files after the signature and hashes were checked.
+    Errors name ``path``. Where the lock cannot be taken (no file locks on
+    this system), a read that fails is retried once: a save swaps directories
+    in one rename, so the second read sees one whole model.
     """
-    with _reading_lock(path) as held:
+    with _reading_lock(path) as directory:
         try:
-            return read()
+            return _read_pinned(read, path, directory)
         except ModelDirectoryError:
-            if held:
+            if directory is not None:
                 raise
     time.sleep(0.05)
-    return read()
+    return read(path)
+
+
+def _read_pinned(read: Callable[[Path], T], path: Path, directory: int | None) -> T:
+    pinned = Path(f"/proc/self/fd/{directory}") if directory is not None else path
+    try:
+        same = pinned != path and os.path.samestat(os.stat(pinned), os.fstat(directory))
+    except OSError:  # no /proc here
+        same = False
+    if not same:
+        return read(path)
+    try:
+        return read(pinned)
+    except EnsembleError as exc:  # say the user's path, not the descriptor's
+        exc.args = tuple(a.replace(str(pinned), str(path)) if isinstance(a, str) else a
+                         for a in exc.args)
+        raise
 
 
 @contextlib.contextmanager

@@ -268,7 +268,8 @@ def read_model(path: str | Path, trusted: Iterable[str] = (),
     makes it fail: it reads under the directory's shared lock.
     """
     path = Path(path)
-    return read_consistently(path, lambda: _read_model(path, trusted, policy or TrustPolicy({})))
+    return read_consistently(path, lambda pinned: _read_model(pinned, trusted,
+                                                              policy or TrustPolicy({})))
 
 
 def _read_model(path: Path, trusted: Iterable[str], policy: TrustPolicy) -> ModelParts:
