@@ -70,6 +70,14 @@ ROUND_3 = [
      "test_schema_errors_name_the_field_without_echoing_a_lure"),
     ("fit of an ngram_range its own load refuses", "test_cli",
      "test_fit_refuses_an_ngram_range_its_own_load_would_refuse"),
+    ("any int64 vocabulary indices, a child per case (crash detector)", "test_hostile_models",
+     "test_any_vocabulary_indices_load_and_predict_or_are_refused_never_a_crash"),
+    ("a twin swapped in through the parent folder during 100 loads", "test_hostile_models",
+     "test_a_twin_swapped_in_through_the_parent_folder_is_never_what_loads"),
+    ("ENSEMBLE_TRUSTED_KEYS and a deleted signature.json", "test_signing",
+     "test_deleting_the_signature_does_not_downgrade_environment_keys"),
+    ("recombine --params nested 100,000 deep or a 5,000-digit integer", "test_cli",
+     "test_recombine_params_json_is_bounded_like_every_json_read"),
 ]
 
 
