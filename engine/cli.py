@@ -237,10 +237,12 @@ def _size(path: str | Path) -> str:
 
 
 def cmd_recombine(args: argparse.Namespace) -> None:
+    from engine.errors import ConfigError
+    from engine.io.files import parse_json
     from engine.io.signing import is_signed
 
     model = _load(args)
-    params = json.loads(args.params) if args.params else {}
+    params = parse_json(args.params, "--params", ConfigError) if args.params else {}
     members = args.members.split(",") if args.members else None
     threshold = {} if args.threshold is None else {"threshold": _threshold(args.threshold)}
     new = model.recombine((args.combiner, params), members, **threshold)
@@ -380,8 +382,8 @@ def _apply_signing(args: argparse.Namespace) -> None:
     elif args.allow_unsigned:
         raise ValueError("--allow-unsigned goes with --trusted-keys FILE (to stop requiring "
                          "signatures from the environment, set ENSEMBLE_REQUIRE_SIGNATURE=0)")
-    # Keys named on the command line mean "check this model", as verify_with= does in
-    # the API; only the environment's keys merely say whom to trust.
+    # Keys mean "check this model", as verify_with= does in the API; the environment's keys
+    # too, unless ENSEMBLE_REQUIRE_SIGNATURE is set off.
     if args.require_signature or args.trusted_keys is not None:
         os.environ[REQUIRE_ENV] = "0" if args.allow_unsigned else "1"
     if signature_required_by_env() and not os.environ.get(TRUSTED_KEYS_ENV):
@@ -490,8 +492,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--trusted-keys", dest="trusted_keys", metavar="FILE",
                        help="public keys you trust, one per line (OpenSSH or PEM): the model "
                             "must be signed by one of them (unsigned models are refused "
-                            "unless --allow-unsigned; $ENSEMBLE_TRUSTED_KEYS only says whom "
-                            "to trust)")
+                            "unless --allow-unsigned; so does $ENSEMBLE_TRUSTED_KEYS unless "
+                            "ENSEMBLE_REQUIRE_SIGNATURE=0)")
         signed = p.add_mutually_exclusive_group()
         signed.add_argument("--require-signature", dest="require_signature",
                             action="store_true",
@@ -533,7 +535,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--experiment", help="MLflow experiment (default: the config's name)")
     p.add_argument("--register", metavar="NAME",
                    help="also register the model in the MLflow model registry as NAME")
-    p.set_defaults(func=cmd_fit)
+    p.set_defaults(func=cmd_fit, model_output=True)
 
     p = sub.add_parser("tune", help="tune members' parameters with Optuna and write the tuned "
                                     "config beside the original",
@@ -603,7 +605,7 @@ def build_parser() -> argparse.ArgumentParser:
                                        "(f1, ...), fix it (0.4), or 'none' for the most "
                                        "probable class (default: the model's)")
     p.add_argument("-o", "--output", help="model directory to write (default: in place)")
-    p.set_defaults(func=cmd_recombine)
+    p.set_defaults(func=cmd_recombine, model_output=True)
 
     p = model_command("distill", "distil the ensemble into one fast student model that "
                                  "learned its probabilities", data=False)
@@ -630,7 +632,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="soften (>1) or sharpen (<1) the teacher's probabilities (default 1)")
     p.add_argument("--label-weight", dest="label_weight", type=float, default=0.0,
                    help="mix this much of the true labels into the targets (default 0)")
-    p.set_defaults(func=cmd_distill)
+    p.set_defaults(func=cmd_distill, model_output=True)
 
     p = model_command("submit", "write a Kaggle submission shaped like the sample submission")
     p.add_argument("--sample", required=True, help="the competition's sample_submission.csv")
@@ -730,7 +732,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also distil the ensemble into one fast student (test file as "
                         "unlabeled texts): its row joins the leaderboard, and it is saved as "
                         "<model>-student")
-    p.set_defaults(func=cmd_demo)
+    p.set_defaults(func=cmd_demo, model_output=True)
     for command in sub.choices.values():  # -q also works after the command name
         command.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
                              help="no progress bar, less output")
@@ -759,6 +761,10 @@ def _run(args: argparse.Namespace) -> int:
 
     try:
         _apply_signing(args)
+        if getattr(args, "model_output", False) and args.output:  # before a long fit
+            from engine.io.model_dir import check_model_output
+
+            check_model_output(args.output)
         for name in ("output", "submission", "report"):  # never inside a model directory
             if getattr(args, name, None):
                 check_output(getattr(args, name))

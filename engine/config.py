@@ -9,6 +9,7 @@ from typing import Any
 
 from engine.ensemble import Ensemble
 from engine.errors import ConfigError, did_you_mean
+from engine.io.files import check_bounds
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -94,9 +95,15 @@ def read_toml(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path.name} is not valid TOML: {exc}") from exc
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except RecursionError:  # tomllib parses nested arrays and tables recursively
+        raise ConfigError(f"{path.name} nests arrays or tables deeper than Python can parse; "
+                          f"a config needs a few levels at most") from None
+    except ValueError as exc:  # invalid TOML, not UTF-8, an integer past the digit limit
+        first = (str(exc).splitlines() or [""])[0].split("; use sys.")[0][:200]
+        raise ConfigError(f"{path.name} is not valid TOML: {first}") from None
+    check_bounds(raw, path.name, ConfigError)  # what later walks it recursively never overflows
+    return raw
 
 
 def load_config(path: str | Path) -> Config:

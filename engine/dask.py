@@ -62,9 +62,9 @@ def predict(model: str | Path, frame: Any, text: Any = None, fill_na: str | None
     path = str(Path(model).resolve())
     policy = trust_policy(verify_with, require_signature)
 
-    def checked() -> dict[str, Any]:  # fail here, not on a worker, if it is not a model
-        manifest = read_manifest(path)
-        check_signature(Path(path), manifest, policy)
+    def checked(directory: Path) -> dict[str, Any]:  # fail here, not on a worker
+        manifest = read_manifest(directory)
+        check_signature(directory, manifest, policy)
         return manifest
 
     manifest = read_consistently(Path(path), checked)  # never mid-way through a save

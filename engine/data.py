@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -95,7 +95,7 @@ def as_text_list(X: Any, fill_na: str | None = None) -> list[str]:
     if bad.any():
         _raise_missing(np.flatnonzero(bad), "fill_na='' for missing values, or convert "
                                             "them to str first")
-    return texts
+    return _unicode_only(texts)
 
 
 def select_texts(X: Any, text: str | Sequence[str] = "text",
@@ -130,8 +130,35 @@ def select_texts(X: Any, text: str | Sequence[str] = "text",
                 values = values + " " + strings.iloc[:, column]
         else:
             values = parts.iloc[:, 0]
-        return [str(v) if not isinstance(v, str) else v for v in values]
+        return _unicode_only([str(v) if not isinstance(v, str) else v for v in values])
     return as_text_list(X, fill_na)
+
+
+def not_unicode(texts: Sequence[str]) -> list[int]:
+    """Positions of the texts holding a lone surrogate: not Unicode text, UTF-8 cannot hold
+    it, and the members that encode their texts (TensorFlow, the sentence encoder) fail on it.
+
+    Examples
+    --------
+    >>> not_unicode(["fire", "half \\ud800 a pair"])
+    [1]
+    """
+    try:
+        "".join(texts).encode("utf-8")  # one pass in C for the usual case
+    except UnicodeEncodeError:
+        return [i for i, text in enumerate(texts) if not text.isascii()
+                and any("\ud800" <= c <= "\udfff" for c in text)]
+    return []
+
+
+def _unicode_only(texts: list[str]) -> list[str]:
+    bad = not_unicode(texts)
+    if bad:
+        shown = ", ".join(str(r) for r in bad[:5]) + (" ..." if len(bad) > 5 else "")
+        raise DataError(f"rows {shown} hold a lone surrogate, which is not Unicode text; "
+                        f"decode the input as UTF-8 (errors='replace' keeps the rest of "
+                        f"each text)")
+    return texts
 
 
 def _raise_missing(rows: np.ndarray, fix: str) -> None:
@@ -154,6 +181,15 @@ def numeric_columns(X: Any, columns: Sequence[str] | None) -> np.ndarray | None:
     if not np.isfinite(values).all():
         raise DataError(f"passthrough columns {list(columns)} contain missing values")
     return values
+
+
+def label_types(values: Iterable[Any]) -> list[str]:
+    """The type names among ``values``, sorted: labels must have one, at fit and at load.
+
+    Labels of two types can be equal (``1 == True``) or print alike (``'1'``
+    and ``1``), so two classes would share one output column.
+    """
+    return sorted({type(v).__name__ for v in values})
 
 
 def encode_labels(y: Any, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
@@ -181,11 +217,9 @@ def encode_labels(y: Any, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
     missing = pd.isna(values)
     if np.any(missing):
         _raise_missing(np.flatnonzero(missing), "a label for every row (drop unlabelled rows)")
-    if values.dtype == object:
-        kinds = {type(v).__name__ for v in values}
-        if len(kinds) > 1:
-            raise DataError(f"labels mix types ({', '.join(sorted(kinds))}); "
-                            f"convert them to one type, e.g. all str")
+    if values.dtype == object and len(kinds := label_types(values)) > 1:
+        raise DataError(f"labels mix types ({', '.join(kinds)}); "
+                        f"convert them to one type, e.g. all str")
     classes, codes = np.unique(values, return_inverse=True)
     if len(classes) < 2:
         raise DataError(f"need at least two classes to train, found only {classes.tolist()}")

@@ -733,7 +733,8 @@ def load_ensemble(path: str | Path, trusted: Iterable[str] = (), *, verify_with:
         ``$ENSEMBLE_TRUSTED_KEYS`` names, if set.
     require_signature : bool, default=None
         Refuse an unsigned model. Default: True when ``verify_with`` is given,
-        else ``$ENSEMBLE_REQUIRE_SIGNATURE``.
+        or keys come from ``$ENSEMBLE_TRUSTED_KEYS`` and ``$ENSEMBLE_REQUIRE_SIGNATURE``
+        is not set off; else ``$ENSEMBLE_REQUIRE_SIGNATURE``.
 
     Returns
     -------

@@ -29,6 +29,8 @@ from typing import Any, ClassVar
 
 from engine.errors import ConfigError
 
+STUDY_CHANGED = ("the study was changed or made by another config: pass --study NEW-NAME or "
+                 "another --storage")
 # What Optuna stores as a categorical choice as it is; anything else is stored as JSON text.
 _PLAIN = (type(None), bool, int, float, str)
 
@@ -148,10 +150,58 @@ class Categorical:
 
 
 def decode(stored: Any) -> Any:
-    """A parameter value as a study stored it, back as the plugin takes it (tuples)."""
+    """A parameter value as a study stored it, back as the plugin takes it (tuples).
+
+    A study is data someone may have edited: a stored tuple must be a flat JSON list.
+    """
     if isinstance(stored, str) and stored.startswith("["):
-        return tuple(json.loads(stored))
+        try:
+            value = json.loads(stored)
+        except (ValueError, RecursionError):
+            value = None
+        if not isinstance(value, list) or any(isinstance(v, (list, dict)) for v in value):
+            raise ConfigError(f"a study holds the choice {_short(stored)}, which is not a flat "
+                              f"list of values; {STUDY_CHANGED}")
+        return tuple(value)
     return stored
+
+
+def stored_params(stored: Mapping[str, Any], space: Mapping[str, Distribution],
+                  owner: str) -> dict[str, Any]:
+    """A trial's parameters as a study stored them, decoded and checked against ``space``.
+
+    A copied study may have been edited: every name must be in the space and
+    every value within its range, before any is written into a tuned config.
+
+    Examples
+    --------
+    >>> stored_params({"alpha": -5.0}, {"alpha": Float(1e-3, 3.0, log=True)}, "nb")
+    Traceback (most recent call last):
+    ...
+    engine.errors.ConfigError: nb: a study's trial sets alpha = -5.0, outside its search \
+space low=0.001, high=3.0; the study was changed or made by another config: pass --study \
+NEW-NAME or another --storage
+    """
+    values = {}
+    for name, value in stored.items():
+        dist = space.get(name) if isinstance(name, str) else None
+        if dist is None:
+            raise ConfigError(f"{owner}: a study's trial sets {_short(name)}, which is not in "
+                              f"the search space ({', '.join(sorted(space))}); {STUDY_CHANGED}")
+        decoded = dist.decode(value)
+        if not dist.contains(decoded):
+            raise ConfigError(f"{owner}: a study's trial sets {name} = {_short(decoded)}, "
+                              f"outside its search space {_show(dist)}; {STUDY_CHANGED}")
+        values[name] = decoded
+    return values
+
+
+def _short(value: Any) -> str:
+    """``repr(value)``, cut short (a study's values may be anything)."""
+    from engine.text_safety import clean
+
+    text = repr(value)
+    return clean(text if len(text) <= 60 else text[:57] + "...")
 
 
 Distribution = Float | Int | Categorical

@@ -49,6 +49,8 @@ ENVIRONMENT = "ENSEMBLE_SERVE"  # the settings uvicorn's worker processes start 
 JSON_TYPES = {str: "a string", int: "a number", float: "a number", bool: "a boolean",
               list: "an array", dict: "an object", type(None): "null"}
 EXAMPLE = '{"texts": ["Forest fire near La Ronge Sask. Canada"]}'
+LONE_SURROGATE = ("holds a lone surrogate (an escape like \\ud800 without its pair), which is "
+                  "not Unicode text; send valid UTF-8")
 
 
 @dataclass(frozen=True)
@@ -209,6 +211,10 @@ class Service:
             if not isinstance(text, str):
                 raise RequestError(422, f"texts[{i}] is {_json_type(text)}, not a string; send "
                                         f"every text as a JSON string")
+        from engine.data import not_unicode
+
+        for i in not_unicode(texts)[:1]:
+            raise RequestError(422, f"texts[{i}] {LONE_SURROGATE}")
         if self.passthrough:
             raise RequestError(422, f"this model's combiner also reads the numeric columns "
                                     f"{self.passthrough}; send rows: "
@@ -218,6 +224,8 @@ class Service:
 
     def _rows(self, rows: list[Any]) -> "pd.DataFrame":
         import pandas as pd
+
+        from engine.data import not_unicode
 
         fill = self.model.fill_na
         for i, row in enumerate(rows):
@@ -238,6 +246,13 @@ class Service:
                 if isinstance(value, bool) or not isinstance(value, (int, float)):
                     raise RequestError(422, f"rows[{i}]['{column}'] is {_json_type(value)}; "
                                             f"the combiner reads it as a number: send one")
+                if isinstance(value, int) and abs(value) >= 2**1024:  # past float's range
+                    raise RequestError(422, f"rows[{i}]['{column}'] is a number too large "
+                                            f"for a float; send a finite number")
+        cells = [(i, column) for i, row in enumerate(rows) for column in self.columns
+                 if isinstance(row.get(column), str)]
+        for k in not_unicode([rows[i][column] for i, column in cells])[:1]:
+            raise RequestError(422, f"rows[{cells[k][0]}]['{cells[k][1]}'] {LONE_SURROGATE}")
         return pd.DataFrame.from_records(rows, columns=[*self.columns, *self.passthrough])
 
     # -- CSV ------------------------------------------------------------------------
@@ -344,6 +359,29 @@ async def _read_body(request: Any, limit: int, sink: Any = None) -> bytes:
         else:
             await asyncio.to_thread(sink.write, chunk)
     return b"".join(parts)
+
+
+def parse_body(body: bytes) -> Any:
+    """The JSON ``body``, or a 400 whose one line says why (never a server error).
+
+    Valid JSON can still be unparseable here: nesting past Python's recursion
+    limit, or an integer longer than its digit limit (4,300).
+    """
+    try:
+        return json.loads(body)
+    except UnicodeDecodeError:
+        raise RequestError(400, "the body is not UTF-8 text; send UTF-8 JSON") from None
+    except json.JSONDecodeError as exc:
+        raise RequestError(400, f"the body is not valid JSON ({exc.msg} at line "
+                                f"{exc.lineno} column {exc.colno}); send e.g. "
+                                f"{EXAMPLE}") from None
+    except RecursionError:
+        raise RequestError(400, f"the body nests arrays or objects too deeply to read; send "
+                                f"texts or rows as flat JSON, e.g. {EXAMPLE}") from None
+    except ValueError as exc:  # an integer past the digit limit
+        raise RequestError(400, f"the body holds a value that cannot be read "
+                                f"({str(exc).split(';')[0][:120]}); send e.g. {EXAMPLE}"
+                           ) from None
 
 
 def _schemas() -> dict[str, Any]:
@@ -480,15 +518,7 @@ def create_app(model_dir: str | Path, *, trusted: tuple[str, ...] | list[str] = 
                                     f"send JSON with Content-Type: application/json (for a CSV "
                                     f"file, POST it to /predict.csv as text/csv)")
         body = await _read_body(request, service.limits.max_body_bytes)
-        try:
-            payload = json.loads(body)
-        except UnicodeDecodeError:
-            raise RequestError(400, "the body is not UTF-8 text; send UTF-8 JSON") from None
-        except json.JSONDecodeError as exc:
-            raise RequestError(400, f"the body is not valid JSON ({exc.msg} at line "
-                                    f"{exc.lineno} column {exc.colno}); send e.g. "
-                                    f"{EXAMPLE}") from None
-        return JSONResponse(await service.predict(payload))
+        return JSONResponse(await service.predict(parse_body(body)))
 
     @app.post("/predict.csv", responses={**errors, 200: {"content": {"text/csv": {}},
                                                           "description": "id, label, "

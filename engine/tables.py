@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from engine.text_safety import clean
+from engine.text_safety import clean, markdown_text
 
 if TYPE_CHECKING:  # only annotations: printing a table needs no pandas import
     import pandas as pd
@@ -63,8 +63,9 @@ def print_table(table: pd.DataFrame, title: str = "", console: Console | None = 
 
 
 def to_markdown(table: pd.DataFrame) -> str:
-    """A Markdown table of the same cells."""
+    """A Markdown table of the same cells, each shown as text (names and labels come from
+    model directories and CSVs: never HTML, links or extra cells)."""
     header, rows = format_rows(table)
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    lines = ["| " + " | ".join(map(markdown_text, header)) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(map(markdown_text, row)) + " |" for row in rows]
     return "\n".join(lines)

@@ -48,6 +48,11 @@ def clean(text: object) -> str:
     return _CANDIDATE.sub(_escape, str(text))
 
 
+# What can start HTML, an entity, a link or image, a code span, or end a table cell:
+# escaped, emphasis (harmless) left alone.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`<>&\[\]|])")
+
+
 def markdown_code(text: object) -> str:
     """``text`` as one Markdown code span: shown literally, never rendered as links or images.
 
@@ -66,6 +71,18 @@ def markdown_code(text: object) -> str:
     fence = "`" * (max((len(run) for run in re.findall(r"`+", body)), default=0) + 1)
     pad = " " if body.startswith("`") or body.endswith("`") else ""
     return f"{fence}{pad}{body}{pad}{fence}"
+
+
+def markdown_text(text: object) -> str:
+    """``text`` as literal Markdown text: controls escaped, then every character that could
+    start HTML, an entity, a link or image, or end a table cell, backslash-escaped.
+
+    Examples
+    --------
+    >>> print(markdown_text("<img src=x onerror=alert(1)> [a](b) | c (d)"))
+    \\<img src=x onerror=alert(1)\\> \\[a\\](b) \\| c (d)
+    """
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", clean(text))
 
 
 def is_package_name(name: object) -> bool:

@@ -19,7 +19,7 @@ from engine.errors import ConfigError
 from engine.io.keras_files import check_keras_archive
 from engine.io.schema import read_checked
 from engine.io.state import load_state, save_state
-from engine.protocol import POSITIVE_INT, proba_from_output
+from engine.protocol import proba_from_output
 from engine.search_space import Categorical, Float, Int
 from plugins._tensorflow import import_tensorflow, seed_keras
 
@@ -28,6 +28,13 @@ MODEL_FILE = "model.keras"
 HISTORY_FILE = "history.json"
 # Texts per call of the network when predicting: bounds the memory of a large call.
 PREDICT_CHUNK = 1024
+
+
+# The largest each size may be, and the largest word table (max_tokens x width).
+SIZE_BOUNDS = {"max_tokens": 2**20, "sequence_length": 4096, "embedding_dim": 1024,
+               "units": 4096, "filters": 4096, "kernel_size": 64, "epochs": 10_000,
+               "batch_size": 2**16, "patience": 10_000}
+MAX_TABLE_WEIGHTS = 2**27
 
 
 class KerasText(ModelPlugin):
@@ -94,13 +101,13 @@ class KerasText(ModelPlugin):
     """
 
     name = "keras-text"
+    # Sizes are bounded (stated here, checked before anything is allocated): an
+    # embedding_dim of 10**9 would fail inside TensorFlow with an out-of-memory traceback.
     _constraints: ClassVar[dict[str, list[Any]]] = {
         "architecture": [Options(*ARCHITECTURES)],
-        **{key: [POSITIVE_INT] for key in ("max_tokens", "sequence_length", "embedding_dim",
-                                           "units", "filters", "kernel_size", "epochs",
-                                           "batch_size", "patience")},
-        "hidden_units": [None, POSITIVE_INT],
-        "ngrams": [None, POSITIVE_INT],
+        **{key: [Interval(int, 1, bound, "both")] for key, bound in SIZE_BOUNDS.items()},
+        "hidden_units": [None, Interval(int, 1, SIZE_BOUNDS["units"], "both")],
+        "ngrams": [None, Interval(int, 1, 8, "both")],
         "dropout": [Interval(float, 0, 1)],
         "validation_split": [Interval(float, 0, 1)],
         "l2": [Interval(float, 0, None)],
@@ -162,6 +169,11 @@ class KerasText(ModelPlugin):
         super()._check_params()
         if self.max_tokens < 3:
             raise ConfigError("max_tokens must be at least 3 (padding, unknown, one word)")
+        width = max(self.embedding_dim, self.hidden_units or 0)
+        if self.max_tokens * width > MAX_TABLE_WEIGHTS:
+            raise ConfigError(f"max_tokens x embedding_dim (or hidden_units) is "
+                              f"{self.max_tokens * width:,} weights, over the bound of "
+                              f"{MAX_TABLE_WEIGHTS:,} (512 MiB of float32); lower either")
         if self.early_stopping and not self.validation_split:
             raise ConfigError("early_stopping needs validation_split > 0 to watch")
 

@@ -14,6 +14,7 @@ from sklearn.utils.validation import has_fit_parameter
 from engine import ModelPlugin, hookimpl
 from engine.errors import ConfigError
 from engine.importing import build_estimator
+from engine.io.skops import check_saveable
 from engine.protocol import proba_by_code, soft_rows
 from engine.seeding import seeded
 
@@ -66,8 +67,15 @@ class SklearnPipeline(ModelPlugin):
                               "LogisticRegression())")
         return clone(spec)
 
+    def _check_params(self) -> None:
+        """The class's ``_constraints``, and what a load would refuse inside the pipeline
+        (an n-gram range past 16, ``input='filename'``, ``memory=``): refused before fitting."""
+        super()._check_params()
+        check_saveable(self._make_pipeline(), f"{self.name} member's pipeline")
+
     def fit(self, X: Sequence[str], y: np.ndarray) -> SklearnPipeline:
         texts, codes = self._validate_fit(X, y)
+        self._check_params()
         # Subclasses without a random_state parameter (tfidf-nb) have nothing to seed.
         pipeline = seeded(self._make_pipeline(), getattr(self, "random_state", None), deep=True)
         self.pipeline_ = pipeline.fit(texts, codes)
@@ -82,6 +90,7 @@ class SklearnPipeline(ModelPlugin):
         no weights is fitted on the most probable class, with a warning.
         """
         texts, targets = self._validate_fit_soft(X, P)
+        self._check_params()
         pipeline = seeded(self._make_pipeline(), getattr(self, "random_state", None), deep=True)
         *steps, (_, classifier) = pipeline.steps if isinstance(pipeline, Pipeline) else \
             [("", pipeline)]

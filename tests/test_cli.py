@@ -217,3 +217,48 @@ def test_piped_output_gets_a_plain_line_per_fit_instead_of_a_bar(workspace):
     total = len(steps)
     assert total > 1 and steps[-1].startswith(f"fitting {total}/{total}: ")
     assert all(line.endswith("so far)") for line in steps)
+
+
+@pytest.mark.parametrize("member, value, message", [
+    ("nb", "[" * 100_000 + "]" * 100_000, "nests arrays or tables deeper than Python can"),
+    ("nb", "[" * 100 + "]" * 100, "nests deeper than 64 levels"),
+    ("nb", "9" * 5000, "Exceeds the limit (4300 digits)"),
+    ("dense", "1_000_000_000", "embedding_dim must be in [1, 1024], got 1000000000"),
+])
+def test_hostile_config_values_are_one_line_not_a_traceback(tmp_path, capsys, member, value,
+                                                            message):
+    key = "embedding_dim" if member == "dense" else "alpha"
+    plugin = "keras-text" if member == "dense" else "tfidf-nb"
+    (tmp_path / "train.csv").write_text("text,target\n" + "a,0\nb,1\n" * 6)
+    (tmp_path / "c.toml").write_text(f'[data]\ntrain="train.csv"\n[members.{member}]\n'
+                                     f'plugin="{plugin}"\n{key} = {value}\n')
+    assert main(["fit", str(tmp_path / "c.toml"), "-o", str(tmp_path / "m")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "use sys." not in err
+    assert not (tmp_path / "m").exists()
+
+
+def test_fit_refuses_an_ngram_range_its_own_load_would_refuse(tmp_path, capsys):
+    (tmp_path / "train.csv").write_text("text,target\n" + "fire here,0\ncalm day,1\n" * 6)
+    (tmp_path / "c.toml").write_text('[data]\ntrain="train.csv"\n[members.nb]\n'
+                                     'plugin="tfidf-nb"\nngram_range = [1, 1000000]\n')
+    assert main(["fit", str(tmp_path / "c.toml"), "-o", str(tmp_path / "m")]) == 2
+    err = capsys.readouterr().err
+    assert "sets ngram_range (1, 1000000); a saved vectorizer needs 1 <= min <= max <= 16" \
+        in err and err.count("\n") == 1
+    assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize("params, message", [
+    ('{"weights": ' + "[" * 100_000 + "]" * 100_000 + "}", "'--params' nests deeper than"),
+    ('{"weights": ' + "[" * 100 + "]" * 100 + "}", "'--params' nests deeper than 64"),
+    ('{"weights": [' + "7" * 5000 + "]}", "Exceeds the limit (4300 digits)"),
+])
+def test_recombine_params_json_is_bounded_like_every_json_read(workspace, capsys, params,
+                                                               message):
+    out = workspace / "never-written"
+    assert main(["recombine", str(workspace / "model"), "--combiner", "mean", "--params",
+                 params, "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "use sys." not in err
+    assert not out.exists()

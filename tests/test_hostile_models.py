@@ -507,3 +507,206 @@ def test_a_use_member_falling_back_to_a_tfhub_default_needs_trust(tmp_path, smal
     edit_json(model / "members" / "use" / "params.json", lambda d: d.update(backend="tfhub"))
     rehash(model)
     refused(model, r"encoder backend .*--trust 'tfhub'")
+
+
+# -- round 3 (issue 29) ----------------------------------------------------------------
+
+
+def load_in_child(model: Path, texts: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    """Load ``model`` and predict the probe's words and ``texts`` in a child that may crash
+    alone."""
+    code = ("import sys\nfrom engine import load\nfrom engine.errors import EnsembleError\n"
+            "try:\n    load(sys.argv[1]).predict_proba(['fire near the river', 'a calm day',"
+            " *sys.argv[2:]])\n"
+            "except EnsembleError as exc:\n    print(exc)\n    sys.exit(2)\n")
+    return subprocess.run([sys.executable, "-c", code, str(model), *texts],
+                          capture_output=True, text=True, timeout=120)
+
+
+def set_vocabulary_index(index: int):
+    def change(pipeline):
+        vocabulary = pipeline.steps[0][1].vocabulary_
+        vocabulary["fire"] = index
+        return pipeline
+    return change
+
+
+def count_vectorizer_pipeline(small_tweets):
+    from tests.helpers import count_lr_pipeline
+
+    return lambda _: count_lr_pipeline().fit(small_tweets["text"], small_tweets["target"])
+
+
+@pytest.mark.parametrize("member, index", [("sk", 10**9), ("sk-count", 10**9),
+                                           ("nb", -2000), ("nb", 0)])
+def test_a_vocabulary_index_outside_the_matrix_is_refused_not_a_crash(copy, small_tweets,
+                                                                      member, index):
+    if member == "sk-count":  # no idf weights between the vocabulary and the product
+        member = "sk"
+        replace_pipeline(copy, member, count_vectorizer_pipeline(small_tweets))
+    replace_pipeline(copy, member, set_vocabulary_index(index))
+    done = load_in_child(copy)
+    assert done.returncode == 2, (done.returncode, done.stderr[-2000:])  # not -11 (SIGSEGV)
+    assert done.stdout.count("\n") == 1 and "column indices are not 0.." in done.stdout
+
+
+def test_idf_weights_for_another_vocabulary_size_are_refused(copy):
+    def shorter(pipeline):
+        tfidf = pipeline.steps[0][1]._tfidf
+        tfidf.idf_ = tfidf.idf_[:5]
+        return pipeline
+    replace_pipeline(copy, "nb", shorter)
+    refused(copy, r"\(5,\) idf weights for a vocabulary of")
+
+
+def set_classes(model: Path, values: list, dtype: str = "O") -> None:
+    edit_json(model / "manifest.json", lambda m: m.update(classes={"dtype": dtype,
+                                                                   "values": values}))
+
+
+@pytest.mark.parametrize("values", [[f"c{i}" if i % 2 else i for i in range(20_000)],
+                                    [f"c{i}" for i in range(20_000)]])
+def test_twenty_thousand_classes_are_checked_in_linear_time(copy, values):
+    set_classes(copy, values)
+    started = time.perf_counter()
+    with pytest.raises(ModelDirectoryError):
+        load(copy)
+    assert time.perf_counter() - started < 10  # minutes before: a pairwise uniqueness check
+
+
+@pytest.mark.parametrize("values, dtype, match", [
+    ([1, True], "i", r"classes mix types \(bool, int\)"),
+    (["1", 1], "O", r"classes mix types \(int, str\)"),
+    ([0, 1, 1], "i", "more than once"),
+])
+def test_classes_that_would_share_an_output_column_are_refused(copy, values, dtype, match):
+    set_classes(copy, values, dtype)
+    refused(copy, match)
+
+
+@pytest.mark.parametrize("held", ["directory", "gate"])
+def test_a_lock_held_by_anyone_who_can_read_the_model_is_waited_for_within_a_bound(
+        copy, monkeypatch, held):
+    import fcntl
+
+    gate = copy.parent / f".{copy.name}.lock"
+    gate.touch()
+    target = copy if held == "directory" else gate
+    fd = os.open(target, os.O_RDONLY)  # read access is all it takes
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    monkeypatch.setenv("ENSEMBLE_LOCK_TIMEOUT", "1")
+    try:
+        started = time.perf_counter()
+        message = refused(copy, "stayed locked by another process for 1 s")
+        assert time.perf_counter() - started < 5 and "ENSEMBLE_LOCK_TIMEOUT" in message
+    finally:
+        os.close(fd)
+    assert load(copy).predict(["a calm day"]).shape == (1,)  # released: loads again
+
+
+def test_a_lock_timeout_that_is_not_a_number_is_one_line(copy, monkeypatch):
+    monkeypatch.setenv("ENSEMBLE_LOCK_TIMEOUT", "forever")
+    with pytest.raises(EnsembleError, match="is not a number of seconds"):
+        load(copy)
+
+
+@pytest.mark.parametrize("which", ["model", "keras_model"])
+def test_a_lone_surrogate_in_a_text_is_one_line_for_every_member(request, which):
+    import pandas as pd
+
+    from engine.errors import DataError
+
+    ensemble = load(request.getfixturevalue(which))
+    for texts in (["fire", "half a pair \ud800"], {"text": ["\udfff"], "keyword": [""]}):
+        X = texts if isinstance(texts, list) else pd.DataFrame(texts, dtype=object)
+        with pytest.raises(DataError, match=r"rows \d hold a lone surrogate") as info:
+            ensemble.predict_proba(X)
+        assert "\n" not in str(info.value)
+
+
+def test_any_vocabulary_indices_load_and_predict_or_are_refused_never_a_crash(
+        model, small_tweets, tmp_path_factory):
+    """Property: whatever integers a stranger writes as vocabulary indices (a CountVectorizer
+    pipeline, where no idf weights stand between them and scipy), a load in a child process
+    predicts or refuses in one line; it never dies by a signal (the crash detector)."""
+    import tempfile
+
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    base = tmp_path_factory.mktemp("vocabulary-fuzz") / "model"
+    shutil.copytree(model, base)
+    replace_pipeline(base, "sk", count_vectorizer_pipeline(small_tweets))
+    index = st.one_of(st.integers(-2**63, 2**63 - 1), st.integers(-3, 4000))
+    thorough = os.environ.get("HYPOTHESIS_PROFILE") == "thorough"
+
+    @settings(max_examples=40 if thorough else 2, deadline=None, derandomize=not thorough,
+              database=None, suppress_health_check=list(HealthCheck))
+    @given(edits=st.lists(st.tuples(st.integers(0, 10**6), index), min_size=1, max_size=4))
+    def check(edits):
+        with tempfile.TemporaryDirectory() as root:
+            target = Path(root) / "model"
+            shutil.copytree(base, target)
+
+            edited = []
+
+            def change(pipeline):
+                vocabulary = pipeline.steps[0][1].vocabulary_
+                terms = sorted(vocabulary)
+                for position, value in edits:
+                    edited.append(terms[position % len(terms)])
+                    vocabulary[edited[-1]] = value
+                return pipeline
+
+            replace_pipeline(target, "sk", change)
+            done = load_in_child(target, (" ".join(edited),))  # the edited columns are used
+            assert done.returncode in (0, 2), (edits, done.returncode, done.stderr[-500:])
+            assert done.returncode == 0 or done.stdout.count("\n") == 1
+
+    check()
+
+
+def test_a_twin_swapped_in_through_the_parent_folder_is_never_what_loads(tmp_path):
+    """While loads run, another process exchanges the model's parent folder with one whose
+    model has the same manifest (and signature) but another meta-learner. Every file a load
+    opens is one of the directory it locked and verified: it predicts as the verified model,
+    or is refused (when it locked the twin). 24 of 100 loads returned the twin's before."""
+    from engine.io.atomic import _exchange
+    from engine.testing import make_text_dataset
+
+    X, y = make_text_dataset(2, n_per_class=20, seed=3)
+    X2, y2 = make_text_dataset(2, n_per_class=20, seed=9)
+    members = {"nb": "tfidf-nb", "lr": "tfidf-lr"}
+    ours = Ensemble(members, combiner="stacking", cv=2, random_state=0).fit(X, y)
+    other = Ensemble(members, combiner="stacking", cv=2, random_state=0).fit(X2, 1 - y2)
+    ours.save(tmp_path / "p1" / "model")
+    other.save(tmp_path / "other")
+    shutil.copytree(tmp_path / "p1" / "model", tmp_path / "p2" / "model")
+    shutil.rmtree(tmp_path / "p2" / "model" / "combiner")
+    shutil.copytree(tmp_path / "other" / "combiner", tmp_path / "p2" / "model" / "combiner")
+    if not _exchange(tmp_path / "p1", tmp_path / "p2"):
+        pytest.skip("needs renameat2 (Linux) to swap the folders atomically")
+    expected = ours.predict_proba(X[:10])
+    done = threading.Event()
+
+    def swap():
+        while not done.is_set():
+            _exchange(tmp_path / "p1", tmp_path / "p2")
+            time.sleep(0.0005)
+
+    swapper = threading.Thread(target=swap, daemon=True)
+    swapper.start()
+    outcomes = {"verified": 0, "twin": 0, "refused": 0}
+    try:
+        for _ in range(100):
+            try:
+                proba = load(tmp_path / "p1" / "model").predict_proba(X[:10])
+            except ModelDirectoryError as exc:
+                assert "\n" not in str(exc) and "/proc/self/fd" not in str(exc)
+                outcomes["refused"] += 1
+                continue
+            outcomes["verified" if np.allclose(proba, expected) else "twin"] += 1
+    finally:
+        done.set()
+        swapper.join(5)
+    assert outcomes["twin"] == 0 and outcomes["verified"] > 0, outcomes

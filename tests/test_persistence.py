@@ -115,7 +115,7 @@ def test_failed_save_keeps_the_previous_model(fitted, saved, small_tweets, monke
 def test_save_refuses_to_replace_a_non_model_directory(fitted, tmp_path):
     (tmp_path / "precious").mkdir()
     (tmp_path / "precious" / "thesis.tex").write_text("years of work")
-    with pytest.raises(ModelDirectoryError, match="not a model directory"):
+    with pytest.raises(ModelDirectoryError, match="not an ensemble-engine model directory"):
         fitted.save(tmp_path / "precious")
     assert (tmp_path / "precious" / "thesis.tex").read_text() == "years of work"
 

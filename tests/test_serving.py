@@ -198,6 +198,15 @@ ERRORS = [  # (method, path, body, headers, status, words the one-line answer mu
                                                               "not found"]),
     ("post", "/predict.csv", b"id,keyword,text\n", CSV, 422, ["no rows"]),
     ("post", "/predict.csv", b"x" * 300_000, CSV, 413, ["over the", "limit"]),
+    # round 3 (issue 29): valid JSON Python cannot read, and strings that are not text
+    ("post", "/predict", b'{"texts": ' + b"[" * 9000 + b"]" * 9000 + b"}", JSON, 400,
+     ["nests", "too deeply"]),
+    ("post", "/predict", b'{"texts": [' + b"9" * 5000 + b"]}", JSON, 400,
+     ["cannot be read", "4300 digits"]),
+    ("post", "/predict", b'{"texts": ["fire", "a \\ud800 b"]}', JSON, 422,
+     ["texts[1]", "lone surrogate", "UTF-8"]),
+    ("post", "/predict", b'{"rows": [{"text": "fire"}, {"text": "x\\udfff"}]}', JSON, 422,
+     ["rows[1]['text']", "lone surrogate"]),
     ("get", "/predict", None, {}, 405, ["GET", "/docs"]),
     ("get", "/nowhere", None, {}, 404, ["POST /predict"]),
 ]
@@ -380,3 +389,47 @@ def test_the_cli_imports_no_optional_library_until_used():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=120, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_generated_hostile_bodies_never_get_a_server_error(client):
+    """A bounded fuzz of /predict and /predict.csv on the real server: no 5xx, still up."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    text = st.text(st.characters(codec=None), max_size=20)  # lone surrogates included
+    leaves = st.none() | st.booleans() | st.integers() | st.floats() | text
+    values = st.recursive(leaves, lambda inner: st.lists(inner, max_size=3)
+                          | st.dictionaries(st.sampled_from(["texts", "rows", "text",
+                                                             "keyword"]) | text, inner,
+                                            max_size=3), max_leaves=12)
+    nested = st.integers(1, 9000).map(lambda n: b"[" * n + b"]" * n)
+    bodies = st.one_of(
+        values.map(lambda v: json.dumps({"texts": v} if not isinstance(v, dict) else v)
+                   .encode("utf-8", "surrogatepass")),
+        st.lists(text, min_size=1, max_size=3).map(
+            lambda t: json.dumps({"texts": t}).encode()),
+        nested.map(lambda b: b'{"texts": ' + b + b"}"), st.binary(max_size=200),
+        st.integers(4200, 6000).map(lambda n: b'{"rows": [{"text": ' + b"1" * n + b"}]}"))
+
+    @settings(max_examples=60, deadline=None, derandomize=True, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(body=bodies, path=st.sampled_from(["/predict", "/predict.csv"]))
+    def check(body, path):
+        kind = "application/json" if path == "/predict" else "text/csv"
+        answer = client.post(path, content=body, headers={"Content-Type": kind})
+        assert answer.status_code < 500, (body[:200], answer.text)
+        if answer.status_code >= 400:
+            detail = answer.json()["detail"]
+            assert isinstance(detail, str) and "\n" not in detail
+
+    check()
+    assert client.get("/health").json()["status"] == "ok"
+
+
+def test_predict_csv_ids_with_a_bare_carriage_return_start_no_formula_row(client):
+    body = b'id,keyword,text\n"\r=1+1",,fire\n"x\r=2+2",,calm day\n'
+    answer = client.post("/predict.csv", content=body, headers={"Content-Type": "text/csv"})
+    assert answer.status_code == 200, answer.text
+    lines = answer.text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    assert not [line for line in lines if line.startswith(("=", "@", "+", "-"))]
+    assert "x\r'=2+2" in answer.text

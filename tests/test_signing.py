@@ -149,7 +149,11 @@ def test_keys_on_the_command_line_refuse_unsigned_models_unless_allowed(signed_m
     assert main(unsigned + keys_flag + ["--allow-unsigned"]) == 0
     assert main(["evaluate", str(signed_model / "model")] + keys_flag) == 0  # signed: fine
     monkeypatch.setenv("ENSEMBLE_TRUSTED_KEYS", str(keys["author_pub"]))
-    assert main(unsigned) == 0  # keys from the environment only say whom to trust
+    assert main(unsigned) == 2  # keys from the environment require a signature too
+    assert "not signed" in capsys.readouterr().err
+    monkeypatch.setenv("ENSEMBLE_REQUIRE_SIGNATURE", "0")  # unless explicitly off
+    assert main(unsigned) == 0
+    monkeypatch.delenv("ENSEMBLE_REQUIRE_SIGNATURE")
     monkeypatch.delenv("ENSEMBLE_TRUSTED_KEYS")
     for argv, message in ((["--trusted-keys", ""], "--trusted-keys got an empty path"),
                           (["--allow-unsigned"], "--allow-unsigned goes with --trusted-keys")):
@@ -339,3 +343,18 @@ def test_a_model_signed_after_it_was_loaded_reports_its_signer_when_loaded_again
     strict = trust_policy(keys["author_pub"])
     with pytest.raises(SignatureError, match="not signed"):
         loaded(str(copy), (), strict)
+
+
+def test_deleting_the_signature_does_not_downgrade_environment_keys(signed_model, keys,
+                                                                    tmp_path, monkeypatch):
+    """Keys in ENSEMBLE_TRUSTED_KEYS: a model signed by an untrusted key is refused, and
+    so is the same model with its signature.json deleted (it loaded as unsigned)."""
+    model = tmp_path / "m"
+    shutil.copytree(signed_model / "model", model)
+    monkeypatch.delenv("ENSEMBLE_REQUIRE_SIGNATURE", raising=False)
+    monkeypatch.setenv("ENSEMBLE_TRUSTED_KEYS", str(keys["stranger_pub"]))
+    with pytest.raises(SignatureError, match="not among the trusted keys"):
+        load(model)
+    (model / "signature.json").unlink()
+    with pytest.raises(SignatureError, match="not signed and a signature is required"):
+        load(model)

@@ -240,3 +240,52 @@ def test_a_tuned_config_written_elsewhere_still_finds_its_data(config, tmp_path)
     assert main(["-q", "tune", str(relative), "--members", "nb", "--trials", "1",
                  "--storage", _sqlite(tmp_path), "-o", str(out)]) == 0
     assert load_config(out).data.train.resolve() == (tmp_path / "train.csv").resolve()
+
+
+# -- round 3 (issue 29): a database or a study from someone else ----------------------------
+
+def test_a_database_with_another_programs_studies_table_is_one_line(config, tmp_path, capsys):
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "app.db") as db:
+        db.execute("CREATE TABLE studies (id INTEGER PRIMARY KEY, owner TEXT)")
+    assert main(["tune", str(config), "--trials", "1", "--storage",
+                 _sqlite(tmp_path, "app.db")]) == 2
+    err = capsys.readouterr().err
+    assert "holds another program's tables (studies)" in err and err.count("\n") == 1
+    with sqlite3.connect(tmp_path / "app.db") as db:  # Optuna added none of its tables
+        assert db.execute("SELECT name FROM sqlite_master").fetchall() == [("studies",)]
+
+
+@pytest.mark.parametrize("edit, message", [
+    ("extra", "sets 'evil', which is not in the search space"),
+    ("alpha", "sets alpha = -5.0, outside its search space"),
+    ("ngram_range", "sets ngram_range = (1, 1000000), outside its search space"),
+    ("nested", "not a flat list of values"),
+])
+def test_values_from_an_edited_study_are_checked_before_the_tuned_config(
+        texts, tmp_path, edit, message):
+    """The study's database edited by hand, as someone handing it over could."""
+    import sqlite3
+
+    X, y = texts
+    ens = Ensemble({"nb": "tfidf-nb"}, cv=2, random_state=0)
+    url = _sqlite(tmp_path)
+    tune(ens, X[:200], y[:200], trials=1, storage=url, study="s", seed=0)
+    with sqlite3.connect(tmp_path / "study.db") as db:
+        if edit == "extra":
+            db.execute("INSERT INTO trial_params (trial_id, param_name, param_value, "
+                       "distribution_json) SELECT trial_id, 'evil', 1.0, distribution_json "
+                       "FROM trial_params WHERE param_name = 'alpha'")
+        elif edit == "alpha":
+            db.execute("UPDATE trial_params SET param_value = -5.0 WHERE param_name = 'alpha'")
+        else:
+            choice = "[1, 1000000]" if edit == "ngram_range" else "[" * 100_000
+            dist = json.dumps({"name": "CategoricalDistribution",
+                               "attributes": {"choices": [choice]}})
+            db.execute("UPDATE trial_params SET param_value = 0, distribution_json = ? "
+                       "WHERE param_name = 'ngram_range'", (dist,))
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")) \
+            as info:
+        tune(ens, X[:200], y[:200], trials=1, storage=url, study="s", seed=0)
+    assert "\n" not in str(info.value) and "--study NEW-NAME" in str(info.value)

@@ -14,7 +14,10 @@ is free). A user's ``.NAME.old-backup`` or ``.NAME.tmp-notes`` is never touched.
 Readers of a model directory hold a shared lock on it (:func:`read_consistently`);
 a save writes its new directory without locks and takes them exclusively only
 to swap the directories, so a load never sees half of one save and half of
-another, and waits at most for that swap.
+another, and waits at most for that swap. Any process that can read a
+directory can also lock it, so no lock is waited for longer than
+``ENSEMBLE_LOCK_TIMEOUT`` seconds (default 60): then one line says who to
+look for.
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ from engine.errors import EnsembleError, ModelDirectoryError
 # A writer locks its temporary from the moment it exists; one unlocked and this old
 # belongs to a killed writer (a kill releases the lock) and can be removed.
 STALE_TEMPORARY_SECONDS = 30
+LOCK_TIMEOUT_ENV = "ENSEMBLE_LOCK_TIMEOUT"
+DEFAULT_LOCK_TIMEOUT = 60.0  # a save holds a lock only to swap; far longer is someone else
 TOKEN_HEX = 16
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
@@ -195,10 +200,10 @@ def locked(path: Path, wait_for_readers: bool = False) -> Iterator[None]:
     fd = _open_lock(path, write=True)
     directory = None
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        _flock(fd, fcntl.LOCK_EX, path)
         if wait_for_readers:
             directory = _open_directory(path)
-            if directory is not None and not _flock(directory, fcntl.LOCK_EX):
+            if directory is not None and not _flock(directory, fcntl.LOCK_EX, path):
                 os.close(directory)
                 directory = None
         yield
@@ -208,17 +213,42 @@ def locked(path: Path, wait_for_readers: bool = False) -> Iterator[None]:
         os.close(fd)  # closing releases the lock
 
 
-def _flock(fd: int, operation: int) -> bool:
-    """flock, False where the file system cannot lock a directory (some network mounts)."""
+def lock_timeout() -> float:
+    """Seconds to wait for a lock: ``ENSEMBLE_LOCK_TIMEOUT``, else :data:`DEFAULT_LOCK_TIMEOUT`."""
+    raw = os.environ.get(LOCK_TIMEOUT_ENV, "")
+    try:
+        seconds = float(raw) if raw.strip() else DEFAULT_LOCK_TIMEOUT
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds < float("inf"):
+        raise EnsembleError(f"{LOCK_TIMEOUT_ENV}={raw[:32]!r} is not a number of seconds; "
+                            f"set it to e.g. 60, or unset it")
+    return seconds
+
+
+def _flock(fd: int, operation: int, path: Path) -> bool:
+    """flock within :func:`lock_timeout`; False where the file system cannot lock (some
+    network mounts). A lock held longer, by anyone who can read ``path``, is one line."""
     import fcntl
 
-    try:
-        fcntl.flock(fd, operation)
-    except OSError as exc:
-        if exc.errno in (errno.ENOLCK, errno.EBADF, errno.EINVAL, errno.EOPNOTSUPP):
-            return False
-        raise
-    return True
+    deadline, pause = time.monotonic() + lock_timeout(), 0.001
+    while True:
+        try:
+            fcntl.flock(fd, operation | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise ModelDirectoryError(
+                    f"{path} stayed locked by another process for {lock_timeout():g} s (a "
+                    f"save locks it only to swap): find the process holding it "
+                    f"(fuser -v {path}), or wait longer with {LOCK_TIMEOUT_ENV}=SECONDS"
+                    ) from None
+            time.sleep(pause)
+            pause = min(2 * pause, 0.05)
+        except OSError as exc:
+            if exc.errno in (errno.ENOLCK, errno.EBADF, errno.EINVAL, errno.EOPNOTSUPP):
+                return False
+            raise
 
 
 def _open_directory(path: Path) -> int | None:
@@ -229,8 +259,9 @@ def _open_directory(path: Path) -> int | None:
 
 
 @contextlib.contextmanager
-def _reading_lock(path: Path) -> Iterator[bool]:
-    """A shared lock on the model directory ``path`` while it is read; yields whether held.
+def _reading_lock(path: Path) -> Iterator[int | None]:
+    """A shared lock on the model directory ``path`` while it is read; yields the locked
+    directory's descriptor, or None where it is not held.
 
     Two locks, so that a stream of loads can never starve a save: a load
     takes ``.NAME.lock`` (the gate) exclusively for an instant, takes a
@@ -249,12 +280,12 @@ def _reading_lock(path: Path) -> Iterator[bool]:
     directory = None
     try:
         if gate is not None:
-            fcntl.flock(gate, fcntl.LOCK_EX)
+            _flock(gate, fcntl.LOCK_EX, path)
         for _ in range(3):  # without the gate, a swap may come between open and lock
             directory = _open_directory(path)
             if directory is None:
                 break
-            if not _flock(directory, fcntl.LOCK_SH):
+            if not _flock(directory, fcntl.LOCK_SH, path):
                 os.close(directory)
                 directory = None
                 break
@@ -270,7 +301,7 @@ def _reading_lock(path: Path) -> Iterator[bool]:
         key = str(path.absolute())
         _reading.add(key)
         try:
-            yield directory is not None
+            yield directory
         finally:
             _reading.discard(key)
     finally:
@@ -279,37 +310,60 @@ def _reading_lock(path: Path) -> Iterator[bool]:
                 os.close(fd)
 
 
-def read_consistently(path: Path, read: Callable[[], T]) -> T:
-    """``read()`` the model directory ``path`` while no save swaps it.
+def read_consistently(path: Path, read: Callable[[Path], T]) -> T:
+    """``read(directory)`` the model directory ``path`` while no save swaps it.
 
     Under the directory's shared lock a save cannot exchange it mid-read.
-    Where the lock cannot be taken (no file locks on this system), a read
-    that fails is retried once: a save swaps directories in one rename, so
-    the second read sees one whole model.
+    ``read`` is handed a name of the locked directory itself where the system
+    has one (``/proc/self/fd/N`` on Linux), so every file it opens, by any
+    code, is one of that directory's: a parent folder renamed mid-read cannot
+    swap in a twin's files after the signature and hashes were checked.
+    Errors name ``path``. Where the lock cannot be taken (no file locks on
+    this system), a read that fails is retried once: a save swaps directories
+    in one rename, so the second read sees one whole model.
     """
-    with _reading_lock(path) as held:
+    with _reading_lock(path) as directory:
         try:
-            return read()
+            return _read_pinned(read, path, directory)
         except ModelDirectoryError:
-            if held:
+            if directory is not None:
                 raise
     time.sleep(0.05)
-    return read()
+    return read(path)
+
+
+def _read_pinned(read: Callable[[Path], T], path: Path, directory: int | None) -> T:
+    pinned = Path(f"/proc/self/fd/{directory}") if directory is not None else path
+    try:
+        same = pinned != path and os.path.samestat(os.stat(pinned), os.fstat(directory))
+    except OSError:  # no /proc here
+        same = False
+    if not same:
+        return read(path)
+    try:
+        return read(pinned)
+    except EnsembleError as exc:  # say the user's path, not the descriptor's
+        exc.args = tuple(a.replace(str(pinned), str(path)) if isinstance(a, str) else a
+                         for a in exc.args)
+        raise
 
 
 @contextlib.contextmanager
-def atomic_directory(path: Path, marker: str = "manifest.json") -> Iterator[Path]:
+def atomic_directory(path: Path, ours: Callable[[Path], bool],
+                     marker: str = "manifest.json") -> Iterator[Path]:
     """Yield an empty temporary sibling of ``path``; on success it replaces ``path`` whole.
 
-    ``path`` may be replaced only if it is a directory holding ``marker`` (or
-    empty), checked again at the swap. The new directory is written without
+    ``path`` may be replaced only if it is empty or ``ours(path)`` says it is
+    one of our directories (:func:`check_replaceable`), checked again at the
+    swap: a user's folder that merely holds a file named ``marker`` is never
+    replaced. The new directory is written without
     the lock; the exclusive lock (``.NAME.lock`` beside it) is held to tidy
     dead saves' temporaries and to swap, so concurrent saves to one path are
     serialised at the swap and the last one wins whole. The old and new
     directories are exchanged in one atomic ``renameat2(RENAME_EXCHANGE)`` on Linux.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    refuse_link(path)
+    check_replaceable(path, ours)  # before any work: a long fit never ends refused
     with locked(path):
         _remove_leftovers(path, marker)
     token = _token()
@@ -323,7 +377,7 @@ def atomic_directory(path: Path, marker: str = "manifest.json") -> Iterator[Path
             yield tmp
             _fsync_tree(tmp)
             with locked(path, wait_for_readers=True):
-                _check_replaceable(path, marker)
+                check_replaceable(path, ours)
                 _swap_in(tmp, path, token)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)  # after an exchange: the old directory
@@ -333,12 +387,13 @@ def atomic_directory(path: Path, marker: str = "manifest.json") -> Iterator[Path
         os.close(fd)
 
 
-def _check_replaceable(path: Path, marker: str) -> None:
+def check_replaceable(path: Path, ours: Callable[[Path], bool]) -> None:
+    """Refuse, in one line, to replace ``path`` unless it is absent, empty or ``ours``."""
     refuse_link(path)
-    if path.exists() and not (path.is_dir() and ((path / marker).is_file()
-                                                  or not any(path.iterdir()))):
-        raise ModelDirectoryError(f"{path} exists and is not a model directory; "
-                                  f"choose another output path")
+    if path.exists() and not (path.is_dir() and (not any(path.iterdir()) or ours(path))):
+        raise ModelDirectoryError(f"{path} exists and is not an ensemble-engine model "
+                                  f"directory; nothing was changed: choose another output "
+                                  f"path")
 
 
 def recover_if_interrupted(path: Path, marker: str = "manifest.json") -> None:

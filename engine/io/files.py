@@ -20,7 +20,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from engine.errors import ModelDirectoryError
+from engine.errors import EnsembleError, ModelDirectoryError
 
 # Bounds a model directory must stay within; the README's security section states them.
 MAX_JSON_BYTES = 4 << 20
@@ -84,25 +84,27 @@ def read_bytes(path: str | Path, limit: int) -> bytes:
     return data
 
 
-def check_bounds(value: Any, name: str) -> None:
+def check_bounds(value: Any, name: str,
+                 error: type[EnsembleError] = ModelDirectoryError) -> None:
     """Refuse parsed JSON nested past :data:`MAX_JSON_DEPTH`, or with a string, list or
-    object past :data:`MAX_JSON_ITEMS` (iterative and cheap: schemas check the meaning)."""
+    object past :data:`MAX_JSON_ITEMS` (iterative and cheap: schemas check the meaning).
+
+    ``error`` is raised: a config file (TOML, JSON) is bounded the same way."""
     stack = [(value, 1)]
     while stack:
         item, level = stack.pop()
         if isinstance(item, str):
             if len(item) > MAX_JSON_ITEMS:
-                raise ModelDirectoryError(f"{name!r} holds a string of {len(item):,} "
-                                          f"characters (at most {MAX_JSON_ITEMS:,})")
+                raise error(f"{name!r} holds a string of {len(item):,} characters (at most "
+                            f"{MAX_JSON_ITEMS:,})")
             continue
         if not isinstance(item, (dict, list)):
             continue
         if level > MAX_JSON_DEPTH:
-            raise ModelDirectoryError(f"{name!r} nests deeper than {MAX_JSON_DEPTH} levels; "
-                                      f"refusing to load")
+            raise error(f"{name!r} nests deeper than {MAX_JSON_DEPTH} levels; refusing to load")
         if len(item) > MAX_JSON_ITEMS:
-            raise ModelDirectoryError(f"{name!r} holds a list or object of {len(item):,} "
-                                      f"items (at most {MAX_JSON_ITEMS:,}); refusing to load")
+            raise error(f"{name!r} holds a list or object of {len(item):,} items (at most "
+                        f"{MAX_JSON_ITEMS:,}); refusing to load")
         if isinstance(item, dict):
             stack.extend((k, level + 1) for k in item)
         stack.extend((v, level + 1) for v in (item.values() if isinstance(item, dict)
@@ -119,16 +121,22 @@ def read_json(path: str | Path, limit: int = MAX_JSON_BYTES) -> Any:
     return parse_json(read_bytes(path, limit), Path(path).name)
 
 
-def parse_json(data: bytes, name: str) -> Any:
-    """Parse JSON ``data`` (at most the caller's byte limit) within :func:`check_bounds`."""
+def parse_json(data: bytes | str, name: str,
+               error: type[EnsembleError] = ModelDirectoryError) -> Any:
+    """Parse JSON ``data`` (at most the caller's byte limit) within :func:`check_bounds`.
+
+    Every JSON the engine reads goes through here (a manifest, a state file, the
+    CLI's ``--params``); ``error`` is what a refusal raises.
+    """
     try:
         value = json.loads(data)
     except RecursionError:
-        raise ModelDirectoryError(f"'{name}' nests deeper than {MAX_JSON_DEPTH} levels; "
-                                  f"refusing to load") from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ModelDirectoryError(f"'{name}' is not valid JSON ({exc})") from None
-    check_bounds(value, name)
+        raise error(f"'{name}' nests deeper than {MAX_JSON_DEPTH} levels; "
+                    f"refusing to load") from None
+    except (ValueError, UnicodeDecodeError) as exc:  # also an integer past the digit limit
+        reason = str(exc).split("; use sys.")[0]
+        raise error(f"'{name}' is not valid JSON ({reason})") from None
+    check_bounds(value, name, error)
     return value
 
 

@@ -27,8 +27,14 @@ from typing import Any
 import numpy as np
 
 from engine import registry
+from engine.data import label_types
 from engine.errors import EnsembleError, ModelDirectoryError, PluginNotFoundError
-from engine.io.atomic import atomic_directory, read_consistently, recover_if_interrupted
+from engine.io.atomic import (
+    atomic_directory,
+    check_replaceable,
+    read_consistently,
+    recover_if_interrupted,
+)
 from engine.io.files import load_npz, read_json
 from engine.io.integrity import MANIFEST, hash_tree, inside, verify_files
 from engine.io.schema import MANIFEST_SCHEMA, validate
@@ -40,6 +46,9 @@ from engine.version import __version__
 
 FORMAT_VERSION = 1
 OOF_FILE = "oof.npz"
+# What every manifest this format has written holds, beside an integer format_version.
+OUR_MANIFEST_FIELDS = (("engine_version", str), ("members", list), ("combiner", dict),
+                       ("files", dict))
 # Class labels are saved as JSON values plus the dtype kind they had.
 CLASS_DTYPES: dict[str, Any] = {"b": bool, "i": np.int64, "u": np.uint64, "f": float,
                                 "O": object}
@@ -109,14 +118,10 @@ def write_model(parts: ModelParts, path: str | Path, data: dict[str, Any] | None
     Everything is written to a hidden sibling directory first, then exchanged
     with the old directory in one rename (:func:`engine.io.atomic.atomic_directory`),
     so a failed or killed save leaves the previous model intact. An existing
-    directory is replaced only if it is a model directory (or empty).
+    directory is replaced only if it is empty or one of ours
+    (:func:`is_model_directory`).
     """
-    path = Path(path)
-    if path.exists() and not (path.is_dir() and ((path / MANIFEST).is_file()
-                                                  or not any(path.iterdir()))):
-        raise ModelDirectoryError(f"{path} exists and is not a model directory; "
-                                  f"choose another output path")
-    with atomic_directory(path) as tmp:
+    with atomic_directory(Path(path), is_model_directory) as tmp:
         manifest = _write_contents(parts, tmp)
         manifest["data"] = describe(data or {})
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
@@ -162,6 +167,25 @@ def _write_contents(parts: ModelParts, root: Path) -> dict[str, Any]:
     }
 
 
+def is_model_directory(path: str | Path) -> bool:
+    """Whether ``path`` holds one of our models: its manifest parses and names our format.
+
+    A web app or a browser extension keeps a ``manifest.json`` too; only a
+    directory this says is ours may be replaced by a save.
+    """
+    try:
+        manifest = read_json(Path(path) / MANIFEST)
+    except (EnsembleError, OSError):
+        return False
+    return isinstance(manifest, dict) and type(manifest.get("format_version")) is int \
+        and all(isinstance(manifest.get(key), kind) for key, kind in OUR_MANIFEST_FIELDS)
+
+
+def check_model_output(path: str | Path) -> None:
+    """Refuse (one line) a model output path that is a folder but not an empty one or ours."""
+    check_replaceable(Path(path), is_model_directory)
+
+
 def read_manifest(path: str | Path) -> dict[str, Any]:
     """The parsed manifest of the model at ``path``, with its format checked."""
     path = Path(path)
@@ -180,7 +204,18 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
             f"{str(manifest.get('engine_version'))[:64]}; this is {__version__}: upgrade "
             f"ensemble-engine")
     validate(manifest, MANIFEST_SCHEMA, str(path / MANIFEST))
+    _check_classes(manifest["classes"]["values"], path / MANIFEST)
     return manifest
+
+
+def _check_classes(values: list[Any], where: Path) -> None:
+    """The rule fit applies: labels of one type, each once (one output column per class)."""
+    if len(kinds := label_types(values)) > 1:
+        raise ModelDirectoryError(f"{where}: classes mix types ({', '.join(kinds)}), which "
+                                  f"would share output columns; refusing to load")
+    if len(set(values)) != len(values):
+        raise ModelDirectoryError(f"{where}: classes name a label more than once; "
+                                  f"refusing to load")
 
 
 def size_summary(path: str | Path, largest: int = 3) -> str:
@@ -239,7 +274,8 @@ def read_model(path: str | Path, trusted: Iterable[str] = (),
     makes it fail: it reads under the directory's shared lock.
     """
     path = Path(path)
-    return read_consistently(path, lambda: _read_model(path, trusted, policy or TrustPolicy({})))
+    return read_consistently(path, lambda pinned: _read_model(pinned, trusted,
+                                                              policy or TrustPolicy({})))
 
 
 def _read_model(path: Path, trusted: Iterable[str], policy: TrustPolicy) -> ModelParts:

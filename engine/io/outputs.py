@@ -11,7 +11,9 @@ unloadable.
 Output CSV cells that a spreadsheet would run as a formula (text starting
 with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return that is not a
 number) get a leading apostrophe, as OWASP advises for CSV injection: ids and
-labels come from files that strangers may have written.
+labels come from files that strangers may have written. So does every line
+inside a cell (``x\\r=2+2``): a reader that ends rows at a bare carriage return
+would start a row there.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
 STDOUT_NAMES = {"-": 1, "/dev/stdout": 1, "/dev/stderr": 2}
 _FD_PATH = re.compile(r"/(?:dev|proc/self)/fd/(\d+)")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_LINE_BREAK = re.compile(r"(\r\n|\r|\n)")
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 
 
@@ -109,11 +112,21 @@ def output_file(path: str | Path, mode: str = "w", **kwargs: Any) -> Iterator[IO
         yield handle
 
 
+def _guarded(text: str) -> str:
+    if text.startswith(_FORMULA_START) and not _NUMBER.fullmatch(text):
+        return "'" + text
+    return text
+
+
 def _safe_cell(value: Any) -> Any:
-    if isinstance(value, str) and value.startswith(_FORMULA_START) and \
-            not _NUMBER.fullmatch(value):
-        return "'" + value
-    return value
+    """A formula-like cell gets its apostrophe, and so does every line inside a cell: a
+    reader that ends rows at a bare CR (which CSV writers leave unquoted) starts a row there."""
+    if not isinstance(value, str):
+        return value
+    if "\r" not in value and "\n" not in value:
+        return _guarded(value)
+    parts = _LINE_BREAK.split(value)  # the breaks at odd positions
+    return "".join(part if i % 2 else _guarded(part) for i, part in enumerate(parts))
 
 
 def csv_safe(frame: pd.DataFrame) -> pd.DataFrame:
@@ -124,6 +137,8 @@ def csv_safe(frame: pd.DataFrame) -> pd.DataFrame:
     >>> import pandas as pd
     >>> csv_safe(pd.DataFrame({"id": ["=HYPERLINK(\\"http://x\\")", "-1.5", "@a"]}))["id"].tolist()
     ['\\'=HYPERLINK("http://x")', '-1.5', "'@a"]
+    >>> csv_safe(pd.DataFrame({"id": ["x\\r=2+2"]}))["id"].tolist()
+    ["x\\r'=2+2"]
     """
     from pandas.api.types import is_string_dtype
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from engine.errors import ModelDirectoryError
 from engine.io.files import MAX_JSON_BYTES, read_json
+from engine.text_safety import clean
 
 MAX_COUNT = 1 << 16  # members, classes, settings, hashes ...
 NAME = {"type": "string", "pattern": r"^[^\x00-\x1f\x7f/\\]{1,128}$"}
@@ -57,8 +58,9 @@ MANIFEST_SCHEMA = schema({
             "type": "object", "required": ["dtype", "values"], "additionalProperties": False,
             "properties": {
                 "dtype": {"enum": ["b", "i", "u", "f", "O"]},
+                # distinct and of one type: engine.io.model_dir checks it in linear time
+                # (jsonschema's uniqueItems compares mixed types pairwise: 20,000 took minutes)
                 "values": {"type": "array", "minItems": 2, "maxItems": MAX_COUNT,
-                           "uniqueItems": True,
                            "items": {"anyOf": [{"type": ["boolean", "number"]},
                                                {"type": "string", "maxLength": 1024}]}},
             },
@@ -161,6 +163,22 @@ def _validator(spec: dict[str, Any]) -> Any:
     return _VALIDATORS[id(spec)][1]
 
 
+def _shown(instance: Any) -> str:
+    """The invalid value, as an error may echo it: a string up to its first space and at
+    most 32 characters (a "package" of ``x --index-url https://...`` is a lure to paste
+    into a shell), an array or object by its size."""
+    if isinstance(instance, str):
+        words = instance.split()
+        head = clean(words[0] if words else "")[:32]
+        return f"'{head}'" if head == instance else \
+            f"'{head}...' (a string of {len(instance):,} characters, shown cut)"
+    if isinstance(instance, (list, dict)):
+        kind = "an array" if isinstance(instance, list) else "an object"
+        return f"{kind} of {len(instance):,} items"
+    text = repr(instance)
+    return text if len(text) <= 32 else text[:32] + "..."
+
+
 def validate(value: Any, against: dict[str, Any], where: str) -> Any:
     """Check ``value`` against ``schema``; the first problem becomes one line naming the field.
 
@@ -197,7 +215,8 @@ does not match '^[A-Za-z][A-Za-z0-9_]{0,127}_$'; refusing to load
     error = next(iter(sorted(validator.iter_errors(value), key=lambda e: len(e.path))), None)
     if error is not None:
         field = "/".join(str(p) for p in error.absolute_path) or "(top level)"
-        message = error.message if len(error.message) <= 200 else error.message[:200] + "..."
+        message = error.message.replace(repr(error.instance), _shown(error.instance), 1)
+        message = message if len(message) <= 200 else message[:200] + "..."
         raise ModelDirectoryError(f"{where} is not valid at {field}: {message}; "
                                   f"refusing to load")
     return value

@@ -218,11 +218,14 @@ def signature_required_by_env() -> bool:
 def trust_policy(verify_with: Any = None, require_signature: bool | None = None) -> TrustPolicy:
     """The policy of :func:`engine.load`: keys given, else ``$ENSEMBLE_TRUSTED_KEYS``.
 
-    Giving ``verify_with`` requires a signature unless ``require_signature=False``;
-    keys from ``$ENSEMBLE_TRUSTED_KEYS`` only say whom to trust, and
-    ``$ENSEMBLE_REQUIRE_SIGNATURE=1`` (the CLI's ``--require-signature``) makes
-    unsigned models an error. A ``TrustPolicy`` given as ``verify_with`` is
-    returned as it is (what a worker process is handed by its parent).
+    Giving keys requires a signature, as ``--trusted-keys`` does: ``verify_with``
+    unless ``require_signature=False``, ``$ENSEMBLE_TRUSTED_KEYS`` unless
+    ``$ENSEMBLE_REQUIRE_SIGNATURE`` is set off (with keys but no requirement,
+    deleting ``signature.json`` turned "signed by an untrusted key: refused" into
+    "unsigned: loaded"). ``$ENSEMBLE_REQUIRE_SIGNATURE=1`` (the CLI's
+    ``--require-signature``) makes unsigned models an error. A ``TrustPolicy``
+    given as ``verify_with`` is returned as it is (what a worker process is
+    handed by its parent).
     """
     if isinstance(verify_with, TrustPolicy):
         if require_signature is not None:
@@ -231,7 +234,8 @@ def trust_policy(verify_with: Any = None, require_signature: bool | None = None)
         return verify_with
     from_env = signature_required_by_env()
     if verify_with is None and os.environ.get(TRUSTED_KEYS_ENV):
-        verify_with, implied = os.environ[TRUSTED_KEYS_ENV], False
+        verify_with = os.environ[TRUSTED_KEYS_ENV]
+        implied = not os.environ.get(REQUIRE_ENV, "").strip()  # unless explicitly off
     else:
         implied = verify_with is not None
     require = (implied or from_env) if require_signature is None else require_signature

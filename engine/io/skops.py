@@ -5,6 +5,11 @@ user vouches for (``trusted=``) are loaded. A vectorizer's regular expression
 and n-gram range are code in all but name (a catastrophic-backtracking
 ``token_pattern`` stalls prediction for minutes), so a loaded one must use a
 known pattern and a bounded range unless the user trusts the pattern.
+
+Integers a fitted object uses as indices are checked against the size they
+index: scipy trusts a sparse matrix's column indices, so a saved vocabulary
+index of 10**9 or -2000 would make the first product read memory it does not
+own (a crash of the interpreter, not an error).
 """
 
 from __future__ import annotations
@@ -12,13 +17,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import skops.io as sio
 
-from engine.errors import ModelDirectoryError
+from engine.errors import ConfigError, ModelDirectoryError
 from engine.io.files import check_archive
 from engine.io.trust import trusted_names, trusting
 
-__all__ = ["dump_estimator", "load_estimator", "trusting"]
+__all__ = ["check_saveable", "dump_estimator", "load_estimator", "trusting"]
 
 # scikit-learn's default and the patterns the built-in plugins write.
 KNOWN_TOKEN_PATTERNS = {r"(?u)\b\w\w+\b", r"(?u)\b\w+\b", r"\S+", r"(?u)\b\w+\b|[^\w\s]"}
@@ -64,7 +70,18 @@ def load_estimator(path: str | Path) -> Any:
     return estimator
 
 
-def _check_text_params(estimator: Any, name: str) -> None:
+def check_saveable(estimator: Any, name: str) -> None:
+    """ConfigError for a setting inside ``estimator`` that :func:`load_estimator` refuses
+    whatever the user trusts (n-gram range, ``input``, ``memory``): ``fit`` checks these
+    first, so it never saves a model its own load refuses. Token patterns may be trusted
+    at load, so they are left to it."""
+    try:
+        _check_text_params(estimator, name, patterns=False)
+    except ModelDirectoryError as exc:
+        raise ConfigError(str(exc).replace("; refusing to load", "")) from None
+
+
+def _check_text_params(estimator: Any, name: str, patterns: bool = True) -> None:
     """Check every object inside ``estimator``: fitted copies and private helpers included."""
     seen: set[int] = set()
     stack = [estimator]
@@ -80,13 +97,15 @@ def _check_text_params(estimator: Any, name: str) -> None:
         elif hasattr(item, "__dict__") and not isinstance(item, type):
             attributes = vars(item)
             if any(key in attributes for key in ("token_pattern", "ngram_range", "memory")):
-                _check_params(attributes, name)
+                _check_params(attributes, name, patterns)
+            if isinstance(attributes.get("vocabulary_"), dict):
+                _check_vocabulary(attributes, name)
             stack.extend(attributes.values())
 
 
-def _check_params(params: dict[str, Any], name: str) -> None:
+def _check_params(params: dict[str, Any], name: str, patterns: bool = True) -> None:
     pattern = params.get("token_pattern")
-    if pattern is not None and pattern not in KNOWN_TOKEN_PATTERNS \
+    if patterns and pattern is not None and pattern not in KNOWN_TOKEN_PATTERNS \
             and pattern not in trusted_names():
         raise ModelDirectoryError(
             f"{name} sets token_pattern {pattern!r}, which is not a known pattern (a regular "
@@ -106,3 +125,29 @@ def _check_params(params: dict[str, Any], name: str) -> None:
         raise ModelDirectoryError(f"{name} sets memory={params['memory']!r}, a cache "
                                   f"location that joblib would read pickles from; a saved "
                                   f"estimator must have memory=None")
+
+
+def _is_index(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _check_vocabulary(attributes: dict[str, Any], name: str) -> None:
+    """A fitted vocabulary maps its terms onto 0..n-1, each column once, as fit makes it.
+
+    The column indices of every matrix the vectorizer builds come from these
+    values, unchecked by scipy; the idf weights must cover the same columns.
+    """
+    vocabulary = attributes["vocabulary_"]
+    size = len(vocabulary)
+    indices = list(vocabulary.values())
+    if not all(_is_index(i) for i in indices) \
+            or len({int(i) for i in indices}) != size \
+            or size and not (min(indices) == 0 and max(indices) == size - 1):
+        raise ModelDirectoryError(
+            f"{name} holds a vocabulary whose column indices are not 0..{size - 1}, each "
+            f"once (a column outside the matrix would corrupt memory); refusing to load")
+    idf = getattr(attributes.get("_tfidf"), "idf_", None)
+    if idf is not None and np.shape(idf) != (size,):
+        raise ModelDirectoryError(
+            f"{name} holds {np.shape(idf)} idf weights for a vocabulary of {size} terms; "
+            f"refusing to load")

@@ -66,12 +66,29 @@ def input_frame(model: Any, X: Any = None, n: int = 3) -> pd.DataFrame:
     return frame.fillna("" if model.fill_na is None else model.fill_na).astype(str)
 
 
-def _requirements(manifest: dict[str, Any]) -> list[str]:
-    """What the model needs installed: the engine and every plugin's package."""
+def _requirements(model: Any) -> list[str]:
+    """What the model needs installed: the engine and the installed distribution of every
+    plugin and combiner it uses, as this environment has them.
+
+    Never from the model directory: ``mlflow models serve`` installs these, and a
+    manifest may name any package (``ensemble-engine-fast-tfidf==6.6.6`` for a built-in).
+    A plugin that no installed distribution provides (registered in a notebook) is left out.
+    """
+    from importlib import metadata
+
+    from engine import registry
+
+    reg = registry.get_registry()
+    tables = (reg.plugins(), reg.combiners())
+    used = [(tables[0], part.name) for part in model.members_.values()] + \
+        [(tables[1], model.combiner_.name)]
     packages = {"ensemble-engine": __version__}
-    for part in [*manifest["members"], manifest["combiner"]]:
-        if part.get("package") and part.get("version"):
-            packages.setdefault(part["package"], part["version"])
+    for table, name in used:
+        package = table[name].package
+        try:
+            packages.setdefault(package, metadata.version(package))
+        except metadata.PackageNotFoundError:
+            continue
     return [f"{name}=={version}" for name, version in sorted(packages.items())]
 
 
@@ -131,7 +148,7 @@ def log_model(ensemble: Any, name: str = "model", *, input_example: Any = None,
             return mlflow.pyfunc.log_model(
                 name=name, python_model=str(CODE), artifacts={"model": str(directory)},
                 signature=signature, input_example=example,
-                pip_requirements=_requirements(model.manifest_),
+                pip_requirements=_requirements(model),
                 model_config={"trusted": trusted} if trusted else None,
                 registered_model_name=registered_model_name,
                 metadata={"classes": classes, "engine_version": __version__,

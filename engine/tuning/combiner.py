@@ -11,7 +11,8 @@ from sklearn.model_selection import StratifiedKFold
 
 from engine import registry
 from engine.ensemble import Ensemble, build_combiner
-from engine.search_space import declared_space
+from engine.errors import ConfigError
+from engine.search_space import STUDY_CHANGED, declared_space, stored_params
 from engine.tuning.budget import DEFAULT_TRIALS, Budget
 from engine.tuning.objective import out_of_fold
 from engine.tuning.search import make_sampler
@@ -30,6 +31,29 @@ def combiner_spec(configured: Any, best: Mapping[str, Any]) -> Any:
     return (name, params) if params else name
 
 
+def combiner_spaces() -> dict[str, Any]:
+    """Every registered combiner's declared search space, by name."""
+    return {c: declared_space(registry.get_combiner(c))
+            for c in sorted(registry.get_registry().combiners())}
+
+
+def best_combiner(study: Any) -> dict[str, Any]:
+    """The best trial's parameters, checked as a stranger's (a copied study may be edited)."""
+    spaces = combiner_spaces()
+    best = dict(study.best_params)
+    name = best.pop(COMBINER, None)
+    if not isinstance(name, str) or name not in spaces:
+        raise ConfigError(f"the combiner study's best trial names no registered combiner "
+                          f"({', '.join(spaces)}); {STUDY_CHANGED}")
+    prefix = f"{name}__"
+    if any(not key.startswith(prefix) for key in best):
+        raise ConfigError(f"the combiner study's best trial sets parameters of another "
+                          f"combiner than {name}; {STUDY_CHANGED}")
+    inner = stored_params({key.removeprefix(prefix): v for key, v in best.items()},
+                          spaces[name], f"combiner '{name}'")
+    return {COMBINER: name, **{prefix + key: value for key, value in inner.items()}}
+
+
 def search_combiner(tuned: Ensemble, texts: dict[str, list[str]], codes: np.ndarray,
                      n_classes: int, folds: dict[str, Any], scorer: Any, budget: Budget,
                      settings: dict[str, Any], store: Any, url: str, prefix: str,
@@ -43,8 +67,8 @@ def search_combiner(tuned: Ensemble, texts: dict[str, list[str]], codes: np.ndar
     P = np.stack([out_of_fold(members[m], texts[m], codes, folds[m], n_classes, scorer)[1]
                   for m in members])
     names = list(members)
-    choices = sorted(registry.get_registry().combiners())
-    spaces = {c: declared_space(registry.get_combiner(c)) for c in choices}
+    spaces = combiner_spaces()
+    choices = sorted(spaces)
     stamp = fingerprint({"members": names, "choices": choices, "spaces": repr(spaces),
                          "metric": scorer.name, "data": data, "cv": tuned.cv,
                          "random_state": tuned.random_state})

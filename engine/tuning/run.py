@@ -22,8 +22,9 @@ from engine.config import Config, load_config
 from engine.data import data_hash, encode_labels
 from engine.ensemble import Ensemble, build_member
 from engine.errors import ConfigError
+from engine.search_space import stored_params
 from engine.tuning.budget import DEFAULT_TRIALS, Budget, parse_duration
-from engine.tuning.combiner import COMBINER, combiner_spec, search_combiner
+from engine.tuning.combiner import COMBINER, best_combiner, combiner_spec, search_combiner
 from engine.tuning.members import MemberSearch, member_space, search_members
 from engine.tuning.objective import scorer_for
 from engine.tuning.result import TuneResult, write_tuned_config
@@ -213,7 +214,7 @@ def tune(target: Config | str | Path | Ensemble, X: Any = None, y: Any = None, *
         search_members(searches, ensemble, codes, len(classes), scorer, budget,
                         settings, verbose)
         studies = {s.name: s.study for s in searches}
-        params = {s.name: {k: s.space[k].decode(v) for k, v in s.study.best_params.items()}
+        params = {s.name: stored_params(s.study.best_params, s.space, f"member '{s.name}'")
                   for s in searches}
         tuned = clone(ensemble).set_params(**{f"{m}__{k}": v for m, p in params.items()
                                               for k, v in p.items()})
@@ -221,8 +222,8 @@ def tune(target: Config | str | Path | Ensemble, X: Any = None, y: Any = None, *
             studies[COMBINER] = search_combiner(tuned, texts, codes, len(classes), folds,
                                                  scorer, budget, settings, store, url, prefix,
                                                  data)
-            best = studies[COMBINER].best_params
-            tuned.set_params(combiner=combiner_spec(ensemble.combiner, best))
+            tuned.set_params(combiner=combiner_spec(ensemble.combiner,
+                                                    best_combiner(studies[COMBINER])))
     default_scores = {s.name: _default_score(s.study) for s in searches}
     best_scores = {s.name: s.study.best_value for s in searches}
     result = TuneResult(studies, tuned, params, default_scores, best_scores, scorer.name,

@@ -21,6 +21,7 @@ WORKER = "worker"
 # failed and retried with the same parameters by whichever worker looks next.
 GRACE_FACTOR = 3
 MAX_RETRY = 3
+OPTUNA_MARKER = "version_info"  # a table every Optuna RDB schema has
 
 
 def default_storage(name: str, models_dir: Path) -> str:
@@ -80,9 +81,12 @@ def open_storage(url: str, heartbeat: float = 10.0) -> Any:
         if _sqlite_path(url) is None:  # in memory: one process, and no thread sees it
             beats = {}
     try:
+        _refuse_foreign_tables(url, engine_kwargs)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return RDBStorage(url, engine_kwargs=engine_kwargs, **beats)
+    except ConfigError:
+        raise
     except ModuleNotFoundError as exc:
         raise ConfigError(f"cannot open storage {safe_url(url)}: the database driver "
                           f"'{exc.name}' is not installed (pip install it, e.g. "
@@ -91,6 +95,22 @@ def open_storage(url: str, heartbeat: float = 10.0) -> Any:
         reason = " ".join(str(exc).split("\n")[0].split())[:200]
         raise ConfigError(f"cannot open storage {safe_url(url)}: {reason}; check the URL, that "
                           f"the database is reachable and that its driver is installed") from None
+
+
+def _refuse_foreign_tables(url: str, engine_kwargs: dict[str, Any]) -> None:
+    """Refuse a database that holds tables but no Optuna schema, before Optuna adds its own
+    tables to it (a ``studies`` table of another program made every write fail)."""
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(url, **engine_kwargs)
+    try:
+        tables = set(sqlalchemy.inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+    if tables and OPTUNA_MARKER not in tables:
+        shown = ", ".join(sorted(tables)[:5]) + (" ..." if len(tables) > 5 else "")
+        raise ConfigError(f"storage {safe_url(url)} holds another program's tables ({shown}), "
+                          f"not Optuna's; pass --storage naming a new file or database")
 
 
 def _grace(heartbeat: float) -> int:
@@ -167,8 +187,13 @@ def open_study(storage: Any, name: str, stamp: str, direction: str, sampler: Any
     """Create or load study ``name``; refuse one made from another config (``stamp`` differs)."""
     import optuna
 
-    study = optuna.create_study(study_name=name, storage=storage, direction=direction,
-                                sampler=sampler, pruner=pruner, load_if_exists=True)
+    try:
+        study = optuna.create_study(study_name=name, storage=storage, direction=direction,
+                                    sampler=sampler, pruner=pruner, load_if_exists=True)
+    except optuna.exceptions.StorageInternalError:  # tables shaped like Optuna's, but not
+        raise ConfigError(f"storage {safe_url(storage_url)} has tables Optuna cannot use (made "
+                          f"by another program or version?); pass --storage naming a new file "
+                          f"or database") from None
     found = study.user_attrs.get(FINGERPRINT)
     if found is None:
         study.set_user_attr(FINGERPRINT, stamp)
