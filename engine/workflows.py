@@ -11,6 +11,7 @@ import pandas as pd
 from engine.config import Config, DataConfig
 from engine.data import holdout_split, read_table, require_columns
 from engine.ensemble import Ensemble
+from engine.errors import DataError
 from engine.evaluation import evaluate
 from engine.kaggle import write_submission
 
@@ -79,6 +80,29 @@ def track_fit(config: Config, ensemble: Ensemble, path: Path, config_path: str |
     frame = read_labelled(config.data.train, config.data, _member_columns(config))
     return log_fit(ensemble, path, frame=frame, labels=frame[config.data.label],
                    config_path=config_path, **{"experiment": config.name, **mlflow})
+
+
+def read_test_texts(path: str | Path, text: str | list[str]) -> pd.DataFrame:
+    """A test CSV for the leakage check, with its text column(s) checked."""
+    frame = read_table(path)
+    require_columns(frame, [text] if isinstance(text, str) else list(text), Path(path).name)
+    return frame
+
+
+def audit_labels(ensemble: Ensemble, frame: pd.DataFrame | None, data: DataConfig | dict,
+                 test: str | Path | None = None, **options: Any) -> pd.DataFrame:
+    """:meth:`Ensemble.label_issues` on the training ``frame`` (None: the stored labels
+    alone), with ``data``'s label and id columns and an optional test CSV."""
+    settings = data_settings(data) if isinstance(data, DataConfig) else data
+    if frame is None:
+        if test is not None:
+            raise DataError("--test needs the training data for the texts: pass --data "
+                            "TRAIN.csv")
+        return ensemble.label_issues(**options)
+    require_columns(frame, [settings["label"]], "the training data")
+    test_frame = None if test is None else read_test_texts(test, ensemble.text)
+    return ensemble.label_issues(frame, frame[settings["label"]], test=test_frame,
+                                 id=settings.get("id"), **options)
 
 
 def holdout_table(config: Config, **overrides: Any
