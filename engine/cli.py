@@ -209,9 +209,14 @@ def cmd_report(args: argparse.Namespace) -> None:
     settings = _settings(model, args)
     frame = read_table(args.data)
     require_columns(frame, [settings["label"]], Path(args.data).name)
+    issues = None
+    if args.train:  # the training rows: the label audit's section, with their text
+        from engine.workflows import audit_labels
+
+        issues = audit_labels(_reading(model, settings), read_table(args.train), settings)
     path = write_report(_reading(model, settings), frame, frame[settings["label"]], args.output,
                         title=f"{Path(args.model).name} on {Path(args.data).name}",
-                        source=f"{len(frame)} rows of {args.data}")
+                        source=f"{len(frame)} rows of {args.data}", issues=issues)
     say(f"wrote {path} (open it in a browser; it needs no network)", err=to_stdout(path))
 
 
@@ -591,6 +596,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = model_command("report", "write a self-contained HTML report on a labelled CSV file")
     p.add_argument("--label", help="label column (default: the one used in training)")
     p.add_argument("-o", "--output", default="report.html", help="HTML file to write")
+    p.add_argument("--train", help="the training CSV the model was fitted on: adds its most "
+                                   "likely wrong labels (the label audit) with their text")
     p.set_defaults(func=cmd_report)
 
     p = model_command("audit", "find training rows whose label is likely wrong: confident "

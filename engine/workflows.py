@@ -141,10 +141,12 @@ def run_demo(config: Config, output: str | Path | None = None,
     table, holdout, valid = holdout_table(config, **overrides)
     result: dict[str, Any] = {"table": table, "submission": None, "report": None}
     if report is not None:
+        train = training_rows(config, holdout=True)
+        issues = holdout.label_issues(train, train[config.data.label], id=config.data.id)
         result["report"] = write_report(
             holdout, valid, valid[config.data.label], report, title=f"{config.name}: validation",
             source=f"{len(valid)} validation rows of {config.data.train.name} "
-                   f"(trained on {table.attrs['n_train']})")
+                   f"(trained on {table.attrs['n_train']})", issues=issues)
     ensemble, path = fit_config(config, output, **overrides)
     result["model"] = path
     if config.data.test is not None and config.data.sample_submission is not None:

@@ -283,3 +283,24 @@ def test_audit_has_help(capsys):
     assert exit_.value.code == 0
     out = capsys.readouterr().out
     assert "usage: ensemble audit" in out and "--test" in out and "--data" in out
+
+
+def test_report_lists_the_most_likely_wrong_labels_escaped(tmp_path, noisy_csv, capsys):
+    from engine.report import build_report
+
+    train, flips = noisy_csv
+    frame = pd.read_csv(train)
+    frame.loc[flips[0], "text"] = "<script>alert(1)</script> " + frame.loc[flips[0], "text"]
+    ens = Ensemble(NB_LR, combiner="stacking", cv=3, random_state=0).fit(frame, frame.target)
+    issues = ens.label_issues(frame, frame.target)
+    html = build_report(ens, frame.iloc[:40], frame.target[:40], issues=issues)
+    section = html[html.index("<h2>Most likely wrong training labels"):]
+    assert "<script>alert" not in html and "&lt;script&gt;alert(1)" in section
+    assert f"{len(issues)} of {len(frame)} training rows listed" in section
+    assert "<th>given</th><th>suggested</th><th>score</th>" in section
+    # the report command adds it when given the training CSV
+    ens.save(tmp_path / "m", {"text": "text", "label": "target", "id": "id"})
+    frame.to_csv(tmp_path / "hostile.csv", index=False)
+    assert main(["report", str(tmp_path / "m"), str(train), "--train",
+                 str(tmp_path / "hostile.csv"), "-o", str(tmp_path / "r.html")]) == 0
+    assert "Most likely wrong training labels" in (tmp_path / "r.html").read_text()
