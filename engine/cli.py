@@ -224,15 +224,18 @@ def cmd_audit(args: argparse.Namespace) -> None:
     from engine.config import load_config
     from engine.data import read_table
     from engine.io.outputs import csv_safe, output_file
-    from engine.workflows import audit_labels, training_rows
+    from engine.workflows import audit_labels, read_test_texts, training_rows
 
     options = {"method": args.method}
+    test = None
     if Path(args.model).is_file():  # a config: fit it (nothing saved), then audit its data
         if args.data:
             raise ValueError("--data goes with a model directory; a config names its training "
                              "data in [data] train")
         config = load_config(args.model)
         frame = training_rows(config)
+        if args.test:  # checked before a long fit, not after it
+            test = read_test_texts(args.test, config.data.text)
         say(f"fitting {config.name} on {len(frame)} rows of {config.data.train.name} to audit "
             f"its labels (not saved; `ensemble fit` saves a model to audit again) ...",
             err=to_stdout(args.output))
@@ -246,7 +249,9 @@ def cmd_audit(args: argparse.Namespace) -> None:
         _reading(ensemble, settings)
         frame = read_table(args.data) if args.data else None
         source = Path(args.data).name if args.data else "the stored labels"
-    table = audit_labels(ensemble, frame, settings, args.test, **options)
+        if args.test:
+            test = read_test_texts(args.test, settings["text"])
+    table = audit_labels(ensemble, frame, settings, test, **options)
     with output_file(args.output, encoding="utf-8", newline="") as handle:
         csv_safe(table).to_csv(handle, index=False)
     counts = table.attrs["counts"]

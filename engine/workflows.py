@@ -90,9 +90,10 @@ def read_test_texts(path: str | Path, text: str | list[str]) -> pd.DataFrame:
 
 
 def audit_labels(ensemble: Ensemble, frame: pd.DataFrame | None, data: DataConfig | dict,
-                 test: str | Path | None = None, **options: Any) -> pd.DataFrame:
+                 test: pd.DataFrame | None = None, **options: Any) -> pd.DataFrame:
     """:meth:`Ensemble.label_issues` on the training ``frame`` (None: the stored labels
-    alone), with ``data``'s label and id columns and an optional test CSV."""
+    alone), with ``data``'s label and id columns and optional test rows
+    (:func:`read_test_texts`)."""
     settings = data_settings(data) if isinstance(data, DataConfig) else data
     if frame is None:
         if test is not None:
@@ -100,8 +101,7 @@ def audit_labels(ensemble: Ensemble, frame: pd.DataFrame | None, data: DataConfi
                             "TRAIN.csv")
         return ensemble.label_issues(**options)
     require_columns(frame, [settings["label"]], "the training data")
-    test_frame = None if test is None else read_test_texts(test, ensemble.text)
-    return ensemble.label_issues(frame, frame[settings["label"]], test=test_frame,
+    return ensemble.label_issues(frame, frame[settings["label"]], test=test,
                                  id=settings.get("id"), **options)
 
 

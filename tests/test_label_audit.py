@@ -269,7 +269,10 @@ def test_cli_audit_errors_are_one_line(tmp_path, noisy_csv, capsys):
         (["audit", str(tmp_path / "m"), "--data", str(tmp_path / "other.csv")],
          "fitted on"),
         (["audit", str(tmp_path / "m"), "--test", str(tmp_path / "bad_test.csv")],
-         "--test needs the training data"),
+         "column 'text' not found in bad_test.csv"),
+        (["audit", str(tmp_path / "m"), "--test", str(train)], "--test needs the training data"),
+        (["audit", str(config), "--test", str(tmp_path / "bad_test.csv")],  # before the fit
+         "column 'text' not found in bad_test.csv"),
     ]
     for argv, message in cases:
         assert main([*argv, "-o", str(tmp_path / "x.csv")]) == 2, argv
