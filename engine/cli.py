@@ -622,10 +622,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--label", help="label column (default: the one used in training)")
     p.add_argument("--fill-na", dest="fill_na", default=None,
                    help="replacement for missing texts, e.g. ''")
-    p.add_argument("--method", default="prune_by_noise_rate",
-                   choices=["prune_by_noise_rate", "prune_by_class", "both", "confident_joint",
+    p.add_argument("--method", default="both",
+                   choices=["both", "prune_by_noise_rate", "prune_by_class", "confident_joint",
                             "argmax"],
-                   help="how confident learning picks rows (default prune_by_noise_rate)")
+                   help="how confident learning picks rows (default both: prune by noise rate "
+                        "and by class)")
     p.add_argument("--top", type=int, default=10, help="rows to print (default 10)")
     p.add_argument("-o", "--output", default="label_issues.csv",
                    help="CSV to write, most likely wrong first (default label_issues.csv)")

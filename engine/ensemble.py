@@ -677,7 +677,7 @@ class Ensemble(ClassifierMixin, BaseEstimator):
         return self.classes_[codes], proba
 
     def label_issues(self, X: Any = None, y: Any = None, *, test: Any = None,
-                     id: str | None = "id", method: str = "prune_by_noise_rate",
+                     id: str | None = "id", method: str = "both",
                      rank_by: str = "self_confidence") -> Any:
         """Training rows whose label is likely wrong, most likely first.
 
@@ -701,7 +701,7 @@ class Ensemble(ClassifierMixin, BaseEstimator):
             (nearly) reappear there are listed as leakage. Needs X.
         id : str or None, default="id"
             A column of X to report as ``id``, when X has it.
-        method : str, default="prune_by_noise_rate"
+        method : str, default="both"
             How confident learning chooses the rows (see
             :func:`engine.label_audit.flag_mislabelled`).
         rank_by : {"self_confidence", "normalized_margin"}, default="self_confidence"
