@@ -73,6 +73,8 @@ def _overrides(args: argparse.Namespace) -> dict:
     if getattr(args, "backend", None) is not None:
         overrides["backend"] = args.backend
         overrides["scheduler"] = args.scheduler
+    if getattr(args, "drop_label_issues", False):
+        overrides["drop_label_issues"] = True
     return overrides
 
 
@@ -106,6 +108,11 @@ def cmd_fit(args: argparse.Namespace) -> None:
         table = pd.DataFrame(ensemble.scores_).T
         print_table(table, f"out-of-fold scores ({ensemble.cv}-fold) on "
                            f"{ensemble.training_['n_rows']} rows")
+    dropped = ensemble.training_.get("label_issues")
+    if dropped:
+        reasons = ", ".join(f"{reason} {count}" for reason, count in dropped["by_reason"].items())
+        say(f"dropped {dropped['dropped']} rows with label issues ({reasons}); the members "
+            f"and combiner were fitted on the other {dropped['kept']}")
     say(f"saved {path}: {_size(path)}")
     if args.mlflow:
         from engine.mlflow import tracking_uri
@@ -224,10 +231,62 @@ def cmd_report(args: argparse.Namespace) -> None:
     settings = _settings(model, args)
     frame = read_table(args.data)
     require_columns(frame, [settings["label"]], Path(args.data).name)
+    issues = None
+    if args.train:  # the training rows: the label audit's section, with their text
+        from engine.workflows import audit_labels
+
+        issues = audit_labels(_reading(model, settings), read_table(args.train), settings)
     path = write_report(_reading(model, settings), frame, frame[settings["label"]], args.output,
                         title=f"{Path(args.model).name} on {Path(args.data).name}",
-                        source=f"{len(frame)} rows of {args.data}")
+                        source=f"{len(frame)} rows of {args.data}", issues=issues)
     say(f"wrote {path} (open it in a browser; it needs no network)", err=to_stdout(path))
+
+
+def cmd_audit(args: argparse.Namespace) -> None:
+    from engine.config import load_config
+    from engine.data import read_table
+    from engine.io.outputs import csv_safe, output_file
+    from engine.workflows import audit_labels, read_test_texts, training_rows
+
+    options = {"method": args.method}
+    test = None
+    if Path(args.model).is_file():  # a config: fit it (nothing saved), then audit its data
+        if args.data:
+            raise ValueError("--data goes with a model directory; a config names its training "
+                             "data in [data] train")
+        config = load_config(args.model)
+        frame = training_rows(config)
+        if args.test:  # checked before a long fit, not after it
+            test = read_test_texts(args.test, config.data.text)
+        say(f"fitting {config.name} on {len(frame)} rows of {config.data.train.name} to audit "
+            f"its labels (not saved; `ensemble fit` saves a model to audit again) ...",
+            err=to_stdout(args.output))
+        ensemble = config.build_ensemble(verbose=not args.quiet)
+        ensemble.fit(frame, frame[config.data.label])
+        settings = {"label": config.data.label, "id": config.data.id}
+        source = config.data.train.name
+    else:
+        ensemble = _load(args)
+        settings = _settings(ensemble, args)
+        _reading(ensemble, settings)
+        frame = read_table(args.data) if args.data else None
+        source = Path(args.data).name if args.data else "the stored labels"
+        if args.test:
+            test = read_test_texts(args.test, settings["text"])
+    table = audit_labels(ensemble, frame, settings, test, **options)
+    with output_file(args.output, encoding="utf-8", newline="") as handle:
+        csv_safe(table).to_csv(handle, index=False)
+    counts = table.attrs["counts"]
+    err = to_stdout(args.output)
+    say(f"{len(table)} of {table.attrs['n_rows']} training rows of {source} listed: "
+        + ", ".join(f"{reason} {n}" for reason, n in counts.items()) + f"; wrote {args.output}",
+        err=err)
+    if frame is None:
+        say("pass --data TRAIN.csv for texts, ids and duplicates", err=err)
+    for item in table.head(args.top).itertuples(index=False):
+        text = f": {' '.join(str(item.text).split())[:120]}" if hasattr(item, "text") else ""
+        say(f"  row {item.row}: {item.given!r} -> {item.suggested!r}, score {item.score:.3f}, "
+            f"{item.reason}{text}", err=err)
 
 
 def _size(path: str | Path) -> str:
@@ -535,6 +594,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--experiment", help="MLflow experiment (default: the config's name)")
     p.add_argument("--register", metavar="NAME",
                    help="also register the model in the MLflow model registry as NAME")
+    p.add_argument("--drop-label-issues", dest="drop_label_issues", action="store_true",
+                   help="drop the training rows `ensemble audit` flags (likely mislabelled, "
+                        "conflicting duplicates) after the out-of-fold pass and fit on the rest")
     p.set_defaults(func=cmd_fit, model_output=True)
 
     p = sub.add_parser("tune", help="tune members' parameters with Optuna and write the tuned "
@@ -594,7 +656,36 @@ def build_parser() -> argparse.ArgumentParser:
     p = model_command("report", "write a self-contained HTML report on a labelled CSV file")
     p.add_argument("--label", help="label column (default: the one used in training)")
     p.add_argument("-o", "--output", default="report.html", help="HTML file to write")
+    p.add_argument("--train", help="the training CSV the model was fitted on: adds its most "
+                                   "likely wrong labels (the label audit) with their text")
     p.set_defaults(func=cmd_report)
+
+    p = model_command("audit", "find training rows whose label is likely wrong: confident "
+                               "learning on the out-of-fold probabilities, conflicting "
+                               "duplicates, test leakage", data=False)
+    p.description = ("Rank the training rows whose label is likely wrong and write them to a "
+                     "CSV. MODEL is a model directory (pass its training CSV with --data for "
+                     "texts and duplicates) or a TOML config (fitted first on its [data] train, "
+                     "not saved). Nothing is refitted for a model: the audit reads the "
+                     "out-of-fold probabilities the fit kept.")
+    p.add_argument("--data", help="the training CSV the model was fitted on (checked against "
+                                  "the hash in its manifest)")
+    p.add_argument("--test", help="test CSV: training rows whose text (nearly) reappears there "
+                                  "are listed as leakage")
+    p.add_argument("--text", help="text column (default: the one used in training)")
+    p.add_argument("--id", help="id column (default: the one used in training)")
+    p.add_argument("--label", help="label column (default: the one used in training)")
+    p.add_argument("--fill-na", dest="fill_na", default=None,
+                   help="replacement for missing texts, e.g. ''")
+    p.add_argument("--method", default="both",
+                   choices=["both", "prune_by_noise_rate", "prune_by_class", "confident_joint",
+                            "argmax"],
+                   help="how confident learning picks rows (default both: prune by noise rate "
+                        "and by class)")
+    p.add_argument("--top", type=int, default=10, help="rows to print (default 10)")
+    p.add_argument("-o", "--output", default="label_issues.csv",
+                   help="CSV to write, most likely wrong first (default label_issues.csv)")
+    p.set_defaults(func=cmd_audit)
 
     p = model_command("recombine", "swap the combiner or drop members without refitting",
                       data=False)

@@ -19,7 +19,8 @@ else:  # pragma: no cover
 DATA_KEYS = {"train": None, "test": None, "sample_submission": None, "text": "text",
              "label": "target", "id": "id", "fill_na": None, "validation_split": 0.1,
              "split_seed": 42}
-ENSEMBLE_KEYS = {"combiner", "cv", "random_state", "n_jobs", "threshold"}
+ENSEMBLE_KEYS = {"combiner", "cv", "random_state", "n_jobs", "threshold",
+                 "drop_label_issues"}
 SECTIONS = {"name", "data", "ensemble", "members", "reference", "tune"}
 # [tune]: `ensemble tune` settings (the command line overrides them) and [tune.space.<member>].
 TUNE_KEYS = {"time": None, "trials": None, "metric": "f1", "members": None, "combiner": False,

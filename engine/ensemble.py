@@ -175,6 +175,13 @@ class Ensemble(ClassifierMixin, BaseEstimator):
         Refit members on all rows after their folds. A member with
         ``refit=False`` is predicted by the average of its fold models
         (``fold-average``): one fit fewer, but K forward passes per prediction.
+    drop_label_issues : bool, default=False
+        After the out-of-fold pass, audit the labels (:meth:`label_issues`:
+        likely mislabelled rows and disputed duplicates) and fit the members
+        and the combiner without the flagged rows. The members are fitted once
+        more on the kept rows; the combiner learns from the kept rows' existing
+        out-of-fold probabilities (no second cross-validation). ``training_``
+        (and the manifest) records how many rows were dropped and why.
 
     Attributes
     ----------
@@ -197,6 +204,10 @@ class Ensemble(ClassifierMixin, BaseEstimator):
         The decision threshold on the probability of ``classes_[1]``, or None
         (argmax). A tuned threshold is chosen on the same out-of-fold rows that
         ``scores_["ensemble"]`` is computed on, so that score is optimistic.
+    kept_ : ndarray of bool or None
+        With ``drop_label_issues``, the training rows the members and combiner
+        were fitted on (``oof_`` and ``y_codes_`` still cover every row); None
+        when every row was kept.
 
     Examples
     --------
@@ -208,7 +219,8 @@ class Ensemble(ClassifierMixin, BaseEstimator):
     [1]
     """
 
-    _constraints: ClassVar[dict[str, list[Any]]] = {"cv": [Interval(int, 2, None)]}
+    _constraints: ClassVar[dict[str, list[Any]]] = {"cv": [Interval(int, 2, None)],
+                                                    "drop_label_issues": [bool]}
 
     def __init__(self, members: Mapping[str, MemberSpec], combiner: Any = "mean", *, cv: int = 5,
                  random_state: int | None = None, text: str | Sequence[str] = "text",
@@ -217,7 +229,8 @@ class Ensemble(ClassifierMixin, BaseEstimator):
                  threshold: str | float | None = None, verbose: bool = False,
                  backend: str | None = None, scheduler: str | None = None,
                  member_cv: Mapping[str, int] | None = None,
-                 refit: bool | Mapping[str, bool] = True) -> None:
+                 refit: bool | Mapping[str, bool] = True,
+                 drop_label_issues: bool = False) -> None:
         self.members = members
         self.combiner = combiner
         self.cv = cv
@@ -232,6 +245,7 @@ class Ensemble(ClassifierMixin, BaseEstimator):
         self.scheduler = scheduler
         self.member_cv = member_cv
         self.refit = refit
+        self.drop_label_issues = drop_label_issues
 
     # -- parameters ----------------------------------------------------------------
 
@@ -376,43 +390,99 @@ class Ensemble(ClassifierMixin, BaseEstimator):
         refit = {name: self.refit.get(name, True) if isinstance(self.refit, Mapping)
                  else self.refit for name in members}
 
+        drop = self.drop_label_issues  # then the members are refitted after the audit
         jobs = [(name, fold) for name in members
-                for fold in [*range(n_folds[name]), *([None] if refit[name] else [])]]
+                for fold in [*range(n_folds[name]), *([None] if refit[name] and not drop
+                                                      else [])]]
         oof = np.zeros((len(members), len(codes), len(classes)))
         self.members_, self.fit_seconds_ = {}, {}
         fold_models: dict[str, dict[int, Any]] = {name: {} for name in members}
         fold_seconds = dict.fromkeys(members, 0.0)
-        with fit_backend(self.backend, self.scheduler, self.n_jobs) as (n_jobs, threads), \
-                fit_progress(len(jobs), self.verbose) as bar:
-            results = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(
-                delayed(fit_fold)(job, members[name], texts[name], codes,
-                                  None if fold is None else splits[name][fold][0],
-                                  None if fold is None else splits[name][fold][1],
-                                  threads)
-                for job in jobs for name, fold in [job])
-            for (name, fold), fitted, proba, seconds in results:
-                if fold is None:
-                    self.members_[name], self.fit_seconds_[name] = fitted, seconds
-                else:
-                    oof[list(members).index(name), splits[name][fold][1]] = proba
-                    if not refit[name]:
-                        fold_models[name][fold] = fitted
-                        fold_seconds[name] += seconds
-                bar.advance(f"{name} {'all rows' if fold is None else f'fold {fold + 1}'}")
+        for (name, fold), fitted, proba, seconds in self._run_fits(jobs, members, texts, codes,
+                                                                   splits):
+            if fold is None:
+                self.members_[name], self.fit_seconds_[name] = fitted, seconds
+            else:
+                oof[list(members).index(name), splits[name][fold][1]] = proba
+                if not refit[name]:
+                    fold_models[name][fold] = fitted
+                    fold_seconds[name] += seconds
+        self.classes_, self.y_codes_, self.oof_ = classes, codes, oof
+        self.oof_features_ = features
+        self.training_ = {"n_rows": len(codes),
+                          "sha256": data_hash(next(iter(texts.values())), codes)}
+        self.kept_ = None
+        if drop:
+            self._drop_label_issues(X, members, texts, splits, refit, fold_models, fold_seconds,
+                                    combiner)
         for name in members:
             if not refit[name]:  # bagged: the fold models' average predicts
                 models = [fold_models[name][f] for f in range(n_folds[name])]
                 self.members_[name] = FoldAverage.from_fitted(models, self.random_state)
                 self.fit_seconds_[name] = fold_seconds[name]
         self.members_ = {name: self.members_[name] for name in members}
-        self.classes_, self.y_codes_, self.oof_ = classes, codes, oof
-        self.oof_features_ = features
-        self.training_ = {"n_rows": len(codes),
-                          "sha256": data_hash(next(iter(texts.values())), codes)}
         self._fit_combiner(combiner)
         # Not saved: a distill() in this process needs no X, y again (engine.distill).
         self._training_data = (X, y)
         return self
+
+    def _run_fits(self, jobs: list[tuple[str, int | None]], members: dict[str, Any],
+                  texts: dict[str, list[str]], codes: np.ndarray,
+                  splits: dict[str, list[tuple[np.ndarray, np.ndarray]]],
+                  rows: np.ndarray | None = None) -> Any:
+        """Fit ``jobs`` ((member, fold), fold None: all rows) in parallel; yield each result.
+
+        With ``rows``, every fit uses only those of its training rows and
+        predicts nothing (the refits after dropping label issues).
+        """
+        def train_of(name: str, fold: int | None) -> np.ndarray | None:
+            train = None if fold is None else splits[name][fold][0]
+            if rows is None:
+                return train
+            return rows if train is None else np.intersect1d(train, rows)
+
+        with fit_backend(self.backend, self.scheduler, self.n_jobs) as (n_jobs, threads), \
+                fit_progress(len(jobs), self.verbose) as bar:
+            results = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(
+                delayed(fit_fold)(job, members[name], texts[name], codes, train_of(name, fold),
+                                  None if fold is None or rows is not None
+                                  else splits[name][fold][1], threads)
+                for job in jobs for name, fold in [job])
+            for result in results:
+                (name, fold) = result[0]
+                yield result
+                bar.advance(f"{name} {'all rows' if fold is None else f'fold {fold + 1}'}")
+
+    def _drop_label_issues(self, X: Any, members: dict[str, Any], texts: dict[str, list[str]],
+                           splits: dict[str, list[tuple[np.ndarray, np.ndarray]]],
+                           refit: dict[str, bool], fold_models: dict[str, dict[int, Any]],
+                           fold_seconds: dict[str, float], combiner: Combiner) -> None:
+        """Audit the labels on the out-of-fold pass, then fit the members without the flagged
+        rows (the combiner is fitted on the kept rows by the caller)."""
+        from engine.label_audit import audit, issue_rows, reason_counts
+
+        self._fit_combiner(combiner, list(members))  # its output over every row is judged
+        table = audit(self.oof_proba_, self.y_codes_, self.classes_,
+                      texts=select_texts(X, self.text, self.fill_na),
+                      keep_per_class=max(self.cv, *(self.member_cv or {}).values(), 2))
+        dropped = issue_rows(table)
+        kept = np.ones(len(self.y_codes_), dtype=bool)
+        kept[dropped] = False
+        self.kept_ = kept if len(dropped) else None
+        self.training_["label_issues"] = {
+            "dropped": len(dropped), "kept": int(kept.sum()),
+            "by_reason": reason_counts(table, dropped), "method": table.attrs["method"]}
+        jobs = [(name, fold) for name in members
+                for fold in ([None] if refit[name] else range(len(splits[name])))]
+        fold_seconds.update({name: 0.0 for name in members if not refit[name]})
+        for (name, fold), fitted, _, seconds in self._run_fits(jobs, members, texts,
+                                                                self.y_codes_, splits,
+                                                                rows=np.flatnonzero(kept)):
+            if fold is None:
+                self.members_[name], self.fit_seconds_[name] = fitted, seconds
+            else:  # a bagged member's fold model, without the dropped rows
+                fold_seconds[name] += seconds
+                fold_models[name][fold] = fitted
 
     def folds(self, codes: np.ndarray, classes: np.ndarray | None = None
               ) -> dict[str, list[tuple[np.ndarray, np.ndarray]]]:
@@ -438,20 +508,31 @@ class Ensemble(ClassifierMixin, BaseEstimator):
                         .split(np.zeros(len(codes)), codes)) for k in set(n_folds.values())}
         return {name: by_k[k] for name, k in n_folds.items()}
 
-    def _fit_combiner(self, combiner: Combiner) -> None:
-        names = list(self.members_)
-        self.combiner_ = combiner.fit(self.oof_, self.y_codes_, names, self.oof_features_)
-        self.scores_ = {name: classification_scores(self.y_codes_, self.oof_[i])
+    def _fit_combiner(self, combiner: Combiner, names: list[str] | None = None) -> None:
+        """Fit ``combiner`` on the kept rows' out-of-fold probabilities (all rows unless labels
+        were dropped) and score it; ``oof_proba_`` always covers every training row."""
+        names = list(self.members_) if names is None else names
+        kept = getattr(self, "kept_", None)
+        rows = slice(None) if kept is None else kept
+        oof, codes = self.oof_[:, rows], self.y_codes_[rows]
+        features = None if self.oof_features_ is None else self.oof_features_[rows]
+        self.combiner_ = combiner.fit(oof, codes, names, features)
+        self.scores_ = {name: classification_scores(codes, oof[i])
                         for i, name in enumerate(names)}
-        honest = combined_oof_proba(combiner, self.oof_, self.y_codes_, cv=self.cv,
-                                    random_state=self.random_state, features=self.oof_features_)
-        self.oof_proba_ = honest
+        honest = combined_oof_proba(combiner, oof, codes, cv=self.cv,
+                                    random_state=self.random_state, features=features)
+        if kept is None:
+            self.oof_proba_ = honest
+        elif not hasattr(self, "oof_proba_"):  # recombined: the new combiner's view of every row
+            self.oof_proba_ = combined_oof_proba(combiner, self.oof_, self.y_codes_, cv=self.cv,
+                                                 random_state=self.random_state,
+                                                 features=self.oof_features_)
         if isinstance(self.threshold, str):
-            self.threshold_ = best_threshold(self.y_codes_, honest[:, 1], self.threshold)
+            self.threshold_ = best_threshold(codes, honest[:, 1], self.threshold)
         else:
             self.threshold_ = None if self.threshold is None else float(self.threshold)
         pred = None if self.threshold_ is None else self._decide(honest)
-        self.scores_["ensemble"] = classification_scores(self.y_codes_, honest, pred)
+        self.scores_["ensemble"] = classification_scores(codes, honest, pred)
 
     def recombine(self, combiner: Any, members: Sequence[str] | None = None, *,
                   threshold: str | float | None | object = UNCHANGED) -> Ensemble:
@@ -499,7 +580,8 @@ class Ensemble(ClassifierMixin, BaseEstimator):
             members={m: self.members_[m] for m in keep},
             fit_seconds={m: self.fit_seconds_[m] for m in keep}, classes=self.classes_,
             oof=self.oof_[index], y_codes=self.y_codes_,
-            oof_features=self.oof_features_ if wanted else None, training=self.training_))
+            oof_features=self.oof_features_ if wanted else None, training=self.training_,
+            kept=getattr(self, "kept_", None)))
         new._fit_combiner(new_combiner)
         return new
 
@@ -581,7 +663,7 @@ class Ensemble(ClassifierMixin, BaseEstimator):
             oof=self.oof_, y_codes=self.y_codes_, oof_features=self.oof_features_,
             training=self.training_, combiner=self.combiner_, scores=self.scores_,
             threshold=getattr(self, "threshold_", None),
-            oof_proba=getattr(self, "oof_proba_", None),
+            oof_proba=getattr(self, "oof_proba_", None), kept=getattr(self, "kept_", None),
             distilled_from=getattr(self, "distilled_from_", None),
             settings={k: v for k, v in self.get_params(deep=False).items()
                       if k not in ("members", "combiner")})
@@ -593,6 +675,7 @@ class Ensemble(ClassifierMixin, BaseEstimator):
         self.classes_, self.y_codes_, self.oof_ = parts.classes, parts.y_codes, parts.oof
         self.oof_features_ = parts.oof_features
         self.training_ = dict(parts.training)
+        self.kept_ = parts.kept
         if parts.combiner is not None:
             self.combiner_, self.scores_ = parts.combiner, parts.scores
             self.threshold_ = parts.threshold
@@ -669,6 +752,64 @@ class Ensemble(ClassifierMixin, BaseEstimator):
         """Labels and probabilities from one pass over the members."""
         codes, proba = self._predict(X)
         return self.classes_[codes], proba
+
+    def label_issues(self, X: Any = None, y: Any = None, *, test: Any = None,
+                     id: str | None = "id", method: str = "both",
+                     rank_by: str = "self_confidence") -> Any:
+        """Training rows whose label is likely wrong, most likely first.
+
+        Confident learning (Northcutt et al., JAIR 2021) on the ensemble's own
+        out-of-fold probabilities (for stacking, the combiner's cross-validated
+        output) finds rows it confidently disputes; with the training texts,
+        duplicates with conflicting labels; with test texts, training rows
+        that reappear in the test set (see :mod:`engine.label_audit`). It
+        refits nothing: it reads what the fit already computed.
+
+        Parameters
+        ----------
+        X : sequence of str, DataFrame or None
+            The training data the ensemble was fitted on, in the same order
+            (checked against the stored hash). Needed for the texts, ids,
+            duplicates and leakage; None judges the stored labels alone.
+        y : array-like or None
+            Its labels; None uses the stored ones.
+        test : sequence of str, DataFrame or None
+            Test texts (the ``text`` column of a DataFrame): training rows that
+            (nearly) reappear there are listed as leakage. Needs X.
+        id : str or None, default="id"
+            A column of X to report as ``id``, when X has it.
+        method : str, default="both"
+            How confident learning chooses the rows (see
+            :func:`engine.label_audit.flag_mislabelled`).
+        rank_by : {"self_confidence", "normalized_margin"}, default="self_confidence"
+            What ``score`` measures.
+
+        Returns
+        -------
+        DataFrame
+            One row per suspected training row: ``row`` (0-based position),
+            ``id`` and ``text`` (with X), ``given``, ``suggested`` (in the
+            labels' own type), ``score`` (in [0, 1], higher is more likely
+            wrong), ``reason`` ("likely mislabelled", "conflicting duplicate",
+            "near-duplicate in test"; several joined by "; "), ``detail``,
+            ``duplicate_group`` (with X). ``attrs["counts"]`` counts rows by reason.
+
+        Examples
+        --------
+        >>> from engine.testing import make_text_dataset
+        >>> texts, y = make_text_dataset(n_classes=2, n_per_class=40)
+        >>> y[:4] = 1 - y[:4]  # four wrong labels
+        >>> ens = Ensemble({"lr": "tfidf-lr"}, cv=5, random_state=0).fit(texts, y)
+        >>> ens.label_issues(texts)[["row", "given", "suggested", "reason"]]
+           row  given  suggested              reason
+        0    0      1          0  likely mislabelled
+        1    1      1          0  likely mislabelled
+        2    3      0          1  likely mislabelled
+        """
+        from engine.label_audit import label_issues
+
+        check_is_fitted(self)
+        return label_issues(self, X, y, test=test, id=id, method=method, rank_by=rank_by)
 
     def leaderboard(self, X: Any = None, y: Any = None,
                     combiners: Sequence[str] | None = None) -> Any:
@@ -790,6 +931,12 @@ def _check_restored(ensemble: Ensemble) -> None:
                                   f"{combined.shape} for {oof.shape[1]} rows and {n_classes} "
                                   f"classes, or values outside [0, 1]; the model directory is "
                                   f"inconsistent")
+    kept = ensemble.kept_
+    if kept is not None and (kept.shape != codes.shape or kept.dtype != bool
+                             or len(np.unique(codes[kept])) != n_classes):
+        raise ModelDirectoryError(f"oof.npz holds a kept-rows mask of shape {kept.shape} "
+                                  f"({kept.dtype}) for {len(codes)} rows, or one that drops a "
+                                  f"whole class; the model directory is inconsistent")
     for name, member in ensemble.members_.items():
         if getattr(member, "n_classes_", n_classes) != n_classes:
             raise ModelDirectoryError(f"member '{name}' predicts {member.n_classes_!r} classes, "

@@ -11,6 +11,7 @@ import pandas as pd
 from engine.config import Config, DataConfig
 from engine.data import holdout_split, read_table, require_columns
 from engine.ensemble import Ensemble
+from engine.errors import DataError
 from engine.evaluation import evaluate
 from engine.kaggle import write_submission
 
@@ -83,6 +84,29 @@ def track_fit(config: Config, ensemble: Ensemble, path: Path, config_path: str |
                    config_path=config_path, **{"experiment": config.name, **mlflow})
 
 
+def read_test_texts(path: str | Path, text: str | list[str]) -> pd.DataFrame:
+    """A test CSV for the leakage check, with its text column(s) checked."""
+    frame = read_table(path)
+    require_columns(frame, [text] if isinstance(text, str) else list(text), Path(path).name)
+    return frame
+
+
+def audit_labels(ensemble: Ensemble, frame: pd.DataFrame | None, data: DataConfig | dict,
+                 test: pd.DataFrame | None = None, **options: Any) -> pd.DataFrame:
+    """:meth:`Ensemble.label_issues` on the training ``frame`` (None: the stored labels
+    alone), with ``data``'s label and id columns and optional test rows
+    (:func:`read_test_texts`)."""
+    settings = data_settings(data) if isinstance(data, DataConfig) else data
+    if frame is None:
+        if test is not None:
+            raise DataError("--test needs the training data for the texts: pass --data "
+                            "TRAIN.csv")
+        return ensemble.label_issues(**options)
+    require_columns(frame, [settings["label"]], "the training data")
+    return ensemble.label_issues(frame, frame[settings["label"]], test=test,
+                                 id=settings.get("id"), **options)
+
+
 def holdout_table(config: Config, **overrides: Any
                   ) -> tuple[pd.DataFrame, Ensemble, pd.DataFrame]:
     """Fit on the config's training split and score every member and combiner on the rest.
@@ -133,10 +157,13 @@ def run_demo(config: Config, output: str | Path | None = None,
         table.attrs.update(attrs)
     result: dict[str, Any] = {"table": table, "submission": None, "report": None}
     if report is not None:
+        train = training_rows(config, holdout=True)
+        issues = holdout.label_issues(train, train[config.data.label], id=config.data.id)
         result["report"] = write_report(
             holdout, valid, valid[config.data.label], report, title=f"{config.name}: validation",
             source=f"{len(valid)} validation rows of {config.data.train.name} "
-                   f"(trained on {table.attrs['n_train']})", extra_rows=row)
+                   f"(trained on {table.attrs['n_train']})", extra_rows=row,
+                   issues=issues)
     ensemble, path = fit_config(config, output, **overrides)
     result["model"] = path
     if distill:

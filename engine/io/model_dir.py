@@ -75,6 +75,7 @@ class ModelParts:
     threshold: float | None = None
     oof_proba: np.ndarray | None = None  # the combiner's out-of-fold output (engine.oof)
     distilled_from: dict[str, Any] | None = None  # a student's teacher (engine.distill)
+    kept: np.ndarray | None = None  # rows fitted on, when label issues were dropped
     manifest: dict[str, Any] | None = None
     signer: str | None = None  # fingerprint of the key whose signature was verified
 
@@ -147,6 +148,8 @@ def _write_contents(parts: ModelParts, root: Path) -> dict[str, Any]:
         arrays["features"] = parts.oof_features
     if parts.oof_proba is not None:
         arrays["combined"] = parts.oof_proba
+    if parts.kept is not None:
+        arrays["kept"] = parts.kept
     np.savez(root / OOF_FILE, **arrays)
     return {
         "format_version": FORMAT_VERSION,
@@ -288,14 +291,15 @@ def _read_model(path: Path, trusted: Iterable[str], policy: TrustPolicy) -> Mode
             members = {e["name"]: _load_part("plugin", e, path) for e in manifest["members"]}
             combiner = _load_part("combiner", manifest["combiner"], path)
             settings = mark_stored(manifest["ensemble"])
-        arrays = load_npz(inside(path, OOF_FILE), {"oof", "y_codes", "features", "combined"})
+        arrays = load_npz(inside(path, OOF_FILE), {"oof", "y_codes", "features", "combined",
+                                                   "kept"})
         oof, codes, features = arrays["oof"], arrays["y_codes"], arrays.get("features")
         return ModelParts(
             members=members, combiner=combiner,
             fit_seconds={e["name"]: e.get("fit_seconds", float("nan"))
                          for e in manifest["members"]},
             classes=decode_classes(manifest["classes"]), oof=oof, y_codes=codes,
-            oof_features=features, oof_proba=arrays.get("combined"),
+            oof_features=features, oof_proba=arrays.get("combined"), kept=arrays.get("kept"),
             training=manifest["training"], scores=manifest["scores"],
             threshold=manifest.get("threshold"), manifest=manifest, signer=signer,
             settings={k: (tuple(v) if isinstance(v, list) else v)

@@ -58,9 +58,26 @@ def most_wrong(texts: list[str], y: np.ndarray, pred: np.ndarray, proba: np.ndar
     return {"wrong predictions (most confident)": frame(order, proba[order, pred[order]])}
 
 
+def label_issues_section(issues: pd.DataFrame, n: int = 20) -> Section:
+    """The most likely wrong training labels (a :meth:`Ensemble.label_issues` table)."""
+    counts = ", ".join(f"{reason} {count}" for reason, count in issues.attrs["counts"].items())
+    columns = [c for c in ("row", "id", "text", "given", "suggested", "score", "reason")
+               if c in issues.columns]
+    shown = issues.head(n)[columns].copy()
+    for column in ("given", "suggested"):  # labels as the user wrote them, not as 0/1 floats
+        shown[column] = shown[column].map(lambda v: str(as_python(v)))
+    return Section(
+        "Most likely wrong training labels", table=shown, index=False,
+        text=f"{len(issues)} of {issues.attrs['n_rows']} training rows listed by the label "
+             f"audit ({counts}); the {min(n, len(issues))} most likely wrong. Score: 1 - the "
+             f"ensemble's out-of-fold probability of the given label (higher: more likely "
+             f"wrong). `ensemble audit` writes the whole table.")
+
+
 def build_report(ensemble: Any, X: Any, y: Any, title: str = "ensemble report",
                  source: str = "", out_of_fold: bool = False,
-                 extra_rows: pd.DataFrame | None = None) -> str:
+                 extra_rows: pd.DataFrame | None = None,
+                 issues: pd.DataFrame | None = None) -> str:
     """The report as one self-contained HTML string (figures embedded as PNG).
 
     Parameters
@@ -78,6 +95,9 @@ def build_report(ensemble: Any, X: Any, y: Any, title: str = "ensemble report",
     extra_rows : DataFrame, default=None
         More leaderboard rows scored on the same X, y, such as the demo's
         distilled student (``kind`` "distilled"); shown in the table and charts.
+    issues : DataFrame or None
+        The ensemble's :meth:`~engine.Ensemble.label_issues` on its training
+        rows: a section lists the most likely wrong labels with their text.
 
     Returns
     -------
@@ -139,6 +159,8 @@ def build_report(ensemble: Any, X: Any, y: Any, title: str = "ensemble report",
     texts = next(iter(ensemble.member_texts(X).values()))
     for heading, rows in most_wrong(texts, codes, pred, proba, labels).items():
         sections.append(Section(heading.capitalize(), table=rows, index=False))
+    if issues is not None:
+        sections.append(label_issues_section(issues))
     subtitle = (f"{source} · ensemble-engine {__version__} · "
                 f"{dt.datetime.now().isoformat(timespec='seconds')}")
     return render(title, subtitle, sections)
