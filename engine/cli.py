@@ -85,10 +85,74 @@ def _threshold(value: str) -> str | float | None:
         return value
 
 
+def _is_data_file(path: str, args: argparse.Namespace) -> bool:
+    """``ensemble fit DATA.csv --label COL``: a data file, not a config."""
+    from engine.config import DATA_SUFFIXES
+
+    return args.label is not None or Path(path).suffix.lower() in DATA_SUFFIXES
+
+
+def _fit_config(path: str, args: argparse.Namespace):
+    """The config to fit: the TOML file, or the config-free start's from a data file."""
+    from engine.config import load_config
+
+    if not _is_data_file(path, args):
+        given = [flag for flag in ("text", "id", "members", "combiner", "test")
+                 if getattr(args, flag, None)]
+        if given:
+            raise ValueError(f"--{given[0]} goes with a data file and --label, e.g. `ensemble "
+                             f"fit train.csv --label COLUMN --{given[0]} ...`; in a config, "
+                             f"set it in the TOML")
+        return load_config(path)
+    from engine.starter import (
+        DEFAULT_COMBINER,
+        DEFAULT_MEMBERS,
+        GUESS_ROWS,
+        guess_columns,
+        starter_config,
+    )
+
+    if not Path(path).is_file():
+        raise ValueError(f"data file not found: {path}")
+    if args.label is None:
+        raise ValueError(f"{Path(path).name} is a data file: name its label column, "
+                         f"e.g. `ensemble {args.command} {path} --label COLUMN`")
+    text, id_column = args.text, args.id
+    if not text or not id_column:
+        from engine.data import read_table, require_columns
+
+        frame = read_table(path, nrows=GUESS_ROWS)
+        require_columns(frame, [args.label], Path(path).name)
+        guessed_text, guessed_id, said = guess_columns(frame, args.label)
+        if not text:
+            text = guessed_text
+            say(f"guessed {said[0]}; name it with --text COLUMN", err=True)
+        if not id_column and guessed_id:
+            id_column = guessed_id
+            say(f"guessed {said[-1]}; name another with --id COLUMN", err=True)
+    members = [m.strip() for m in args.members.split(",") if m.strip()] if args.members \
+        else DEFAULT_MEMBERS
+    return starter_config(path, text=text, label=args.label, id_column=id_column,
+                          members=members, combiner=args.combiner or DEFAULT_COMBINER,
+                          test=getattr(args, "test", None))
+
+
+def _data_flags(p: argparse.ArgumentParser) -> None:
+    """The config-free start's flags: what `ensemble init` would write into a config."""
+    p.add_argument("--label", help="CSV: the label column")
+    p.add_argument("--text", action="append",
+                   help="CSV: a text column (repeat for several, joined by spaces; default: "
+                        "guessed, the column with the longest texts)")
+    p.add_argument("--id", help="CSV: an id column, copied into predictions (default: a "
+                                "column named like an id whose values are all different)")
+    p.add_argument("--members", help="CSV: comma-separated plugins (default "
+                                     "tfidf-nb,tfidf-lr,use; `ensemble plugins` lists them)")
+    p.add_argument("--combiner", help="CSV: mean, vote, stacking (default), selection, ...")
+
+
 def cmd_fit(args: argparse.Namespace) -> None:
     import pandas as pd
 
-    from engine.config import load_config
     from engine.tables import print_table
     from engine.workflows import fit_config
 
@@ -98,7 +162,7 @@ def cmd_fit(args: argparse.Namespace) -> None:
         from engine.mlflow import require_mlflow
 
         require_mlflow()
-    config = load_config(args.config)
+    config, from_data = _fit_config(args.config, args), _is_data_file(args.config, args)
     ensemble, path = fit_config(config, args.output, **_overrides(args))
     if not args.quiet:
         import pandas as pd
@@ -114,10 +178,37 @@ def cmd_fit(args: argparse.Namespace) -> None:
         mlflow = {"uri": args.tracking_uri, "register": args.register}
         if args.experiment:
             mlflow["experiment"] = args.experiment
-        run = track_fit(config, ensemble, path, args.config, **mlflow)
+        run = track_fit(config, ensemble, path, None if from_data else args.config, **mlflow)
         registered = f", model registered as '{args.register}'" if args.register else ""
         say(f"logged MLflow run {run} to {tracking_uri(args.tracking_uri)}{registered} "
             f"(browse: mlflow ui --backend-store-uri {tracking_uri(args.tracking_uri)})")
+
+
+def cmd_init(args: argparse.Namespace) -> None:
+    from engine.starter import DEFAULT_MEMBERS, init_toml
+
+    source = Path(args.data)
+    if source.is_dir():  # a model directory: the config it was fitted from
+        from engine.io.model_dir import read_manifest
+
+        recorded = read_manifest(source).get("data", {}).get("config")
+        if not isinstance(recorded, str):
+            raise ValueError(f"{source} records no config (fitted before configs were "
+                             f"recorded, or through the Python API)")
+        sys.stdout.write("\n".join(clean(line) for line in recorded.split("\n")))
+        return
+    if not args.label:
+        raise ValueError(f"name the label column: `ensemble init {args.data} --label COLUMN "
+                         f"> my.toml`")
+    members = [m.strip() for m in args.members.split(",") if m.strip()] if args.members \
+        else DEFAULT_MEMBERS
+    text, guessed = init_toml(source, args.label, args.text, args.id, members)
+    sys.stdout.write(text)
+    if guessed:
+        say(f"{guessed}; edit the config if that is wrong", err=True)
+    if sys.stdout.isatty():
+        say("redirect it to a file: `ensemble init ... > my.toml`, then "
+            "`ensemble demo --config my.toml`", err=True)
 
 
 def cmd_tune(args: argparse.Namespace) -> None:
@@ -399,19 +490,27 @@ def cmd_demo(args: argparse.Namespace) -> None:
     from engine.tables import print_table
     from engine.workflows import run_demo
 
-    config = load_config(args.config or _default_demo_config(args.preset))
-    say(f"demo: {config.name}, members {', '.join(config.members)}; "
-        f"training on the reference split ...")
+    if args.data and args.config:
+        raise ValueError("give a data file or --config, not both")
+    if args.data:
+        config = _fit_config(args.data, args)
+    else:
+        config = load_config(args.config or _default_demo_config(args.preset))
+    split = config.data.validation_split
+    say(f"demo: {config.name}, members {', '.join(config.members)}; holding out "
+        f"{split:.0%} of the rows to score them on ...")
     result = run_demo(config, args.output, args.submission, args.report or None,
-                      verbose=not args.quiet)
+                      predictions=args.predictions, verbose=not args.quiet)
     table = result["table"]
     print_table(table, f"validation split: {table.attrs['n_valid']} rows "
                        f"(trained on {table.attrs['n_train']})")
     if result["report"]:
-        say(f"wrote {result['report']} (leaderboard, charts, most-wrong tweets)")
+        say(f"wrote {result['report']} (leaderboard, charts, the most confidently wrong rows)")
     say(f"refitted on all rows and saved {result['model']}: {_size(result['model'])}")
     if result["submission"]:
         say(f"wrote {result['submission']} (validated against the sample submission)")
+    if result["predictions"]:
+        say(f"wrote {result['predictions']} (predictions for {config.data.test})")
     say(f"demo finished in {result['seconds']:.0f} s")
 
 
@@ -462,10 +561,16 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--cache-features", dest="cache_features", action="store_true",
                        help="also store the embeddings of these texts in the feature cache")
 
-    p = sub.add_parser("fit", help="fit the ensemble a TOML config describes and save it",
-                       description="Fit the ensemble a TOML config describes on all training "
-                                   "rows and save it (models/<name>/ by default).")
-    p.add_argument("config", help="ensemble config, e.g. examples/disaster_tweets.toml")
+    p = sub.add_parser("fit", help="fit an ensemble on a CSV file (--label COL) or as a TOML "
+                                   "config describes, and save it",
+                       description="Fit an ensemble on all training rows and save it "
+                                   "(models/<name>/ by default). With a CSV file and --label, "
+                                   "no config is needed: default members "
+                                   "(tfidf-nb, tfidf-lr, use) stacked; the equivalent config "
+                                   "is recorded in the model directory.")
+    p.add_argument("config", help="a CSV file (with --label), or an ensemble config, e.g. "
+                                  "examples/disaster_tweets.toml")
+    _data_flags(p)
     p.add_argument("-o", "--output", help="model directory to write")
     p.add_argument("--threshold", help="binary tasks: tune the decision threshold for a metric "
                                        "(f1, accuracy, balanced_accuracy, mcc), fix it (0.4), "
@@ -484,6 +589,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--register", metavar="NAME",
                    help="also register the model in the MLflow model registry as NAME")
     p.set_defaults(func=cmd_fit)
+
+    p = sub.add_parser("init", help="write a commented config for a CSV file to stdout",
+                       description="Write a commented ensemble config for a CSV file to "
+                                   "stdout, guessing the text and id columns (the guesses "
+                                   "go to stderr): `ensemble init train.csv --label COLUMN > "
+                                   "my.toml`, edit, then `ensemble demo --config my.toml`. "
+                                   "Given a model directory, print the config it was fitted "
+                                   "from.")
+    p.add_argument("data", help="a CSV file, or a model directory")
+    p.add_argument("--label", help="the label column")
+    p.add_argument("--text", action="append", help="a text column (repeatable; default: "
+                                                   "guessed)")
+    p.add_argument("--id", help="an id column (default: guessed)")
+    p.add_argument("--members", help="comma-separated plugins (default tfidf-nb,tfidf-lr,use)")
+    p.set_defaults(func=cmd_init)
 
     p = sub.add_parser("tune", help="tune members' parameters with Optuna and write the tuned "
                                     "config beside the original",
@@ -634,10 +754,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", nargs="?", help="weights to fetch, e.g. minilm")
     p.set_defaults(func=cmd_models)
 
-    p = sub.add_parser("demo", help="train the default ensemble on the bundled disaster tweets",
-                       description="Train the default ensemble on the tutorial's reference "
-                                   "split, compare with the tutorial, refit on all rows, save "
-                                   "it and write a Kaggle submission.")
+    p = sub.add_parser("demo", help="try an ensemble on your data (DATA.csv --label COL, or "
+                                    "--config) or on the bundled disaster tweets",
+                       description="Hold out a validation split, fit, score every member and "
+                                   "combiner on it (leaderboard + report.html), refit on all "
+                                   "rows and save; then predict --test, or write a Kaggle "
+                                   "submission. Your data: `ensemble demo train.csv --label "
+                                   "COL` or `ensemble demo --config my.toml` (from `ensemble "
+                                   "init`). Without either: the bundled disaster tweets.")
+    p.add_argument("data", nargs="?", help="your own CSV file, with --label (instead of the "
+                                           "bundled tweets)")
+    _data_flags(p)
+    p.add_argument("--test", help="CSV: unlabelled rows to predict into --predictions")
+    p.add_argument("--predictions", default="predictions.csv",
+                   help="predictions for --test (or the config's [data] test without a "
+                        "sample_submission)")
     p.add_argument("--preset", choices=list(DEMO_PRESETS), default="default",
                    help="default: fast classical + USE + Keras members (about 3 min); best: "
                         "adds a fine-tuned transformer (minilm, fetched once; about 20 min)")

@@ -30,9 +30,15 @@ def read_labelled(path: Path | None, data: DataConfig,
     return frame
 
 
-def data_settings(data: DataConfig) -> dict[str, Any]:
-    """The column names a saved model needs to read new files."""
-    return {"text": data.text, "label": data.label, "id": data.id, "fill_na": data.fill_na}
+def data_settings(data: DataConfig, columns: Any = None) -> dict[str, Any]:
+    """The column names a saved model needs to read new files.
+
+    The id column is recorded only when the training ``columns`` have it (the
+    default ``id`` names no column in data that has none).
+    """
+    has_id = data.id and (columns is None or data.id in columns)
+    return {"text": data.text, "label": data.label, "id": data.id if has_id else None,
+            "fill_na": data.fill_na}
 
 
 def _member_columns(config: Config) -> list[str]:
@@ -63,7 +69,10 @@ def fit_config(config: Config, output: str | Path | None = None,
     frame = read_labelled(config.data.train, config.data, _member_columns(config))
     ensemble.fit(frame, frame[config.data.label])
     path = Path(output) if output else MODELS_DIR / config.name
-    ensemble.save(path, data_settings(config.data))
+    settings = data_settings(config.data, frame.columns)
+    if config.source is not None and len(config.source) < 60_000:  # to refit or edit later
+        settings["config"] = config.source
+    ensemble.save(path, settings)
     return ensemble, path
 
 
@@ -105,8 +114,9 @@ def holdout_table(config: Config, **overrides: Any
 
 def run_demo(config: Config, output: str | Path | None = None,
              submission: str | Path = "submission.csv", report: str | Path | None = None,
-             **overrides: Any) -> dict[str, Any]:
-    """The demo: holdout table and report, refit on all rows, save, and a Kaggle submission.
+             predictions: str | Path = "predictions.csv", **overrides: Any) -> dict[str, Any]:
+    """The demo: holdout table and report, refit on all rows, save, then a Kaggle submission
+    (with ``[data] test`` and ``sample_submission``) or predictions (``test`` alone).
 
     The report evaluates the ensemble fitted on the training split on the
     validation rows, so its numbers are honest; the saved model is refitted on all rows.
@@ -115,7 +125,8 @@ def run_demo(config: Config, output: str | Path | None = None,
 
     start = time.perf_counter()
     table, holdout, valid = holdout_table(config, **overrides)
-    result: dict[str, Any] = {"table": table, "submission": None, "report": None}
+    result: dict[str, Any] = {"table": table, "submission": None, "report": None,
+                              "predictions": None}
     if report is not None:
         result["report"] = write_report(
             holdout, valid, valid[config.data.label], report, title=f"{config.name}: validation",
@@ -128,5 +139,12 @@ def run_demo(config: Config, output: str | Path | None = None,
         sample = read_table(config.data.sample_submission)
         write_submission(ensemble, test, sample, submission, config.data.id)
         result["submission"] = Path(submission)
+    elif config.data.test is not None:
+        from engine.streaming import write_predictions
+
+        write_predictions(path, config.data.test, predictions,
+                          {"text": config.data.text, "fill_na": config.data.fill_na},
+                          config.data.id)
+        result["predictions"] = Path(predictions)
     result["seconds"] = time.perf_counter() - start
     return result

@@ -1,0 +1,121 @@
+"""A new user's first hour with their own CSV: no config, `ensemble init`, hints."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from engine.cli import main
+from engine.config import tomllib
+
+SPAM = ["win a free prize now, call", "urgent: claim your cash reward", "free entry, text WIN",
+        "you have won a voucher, call now"]
+HAM = ["see you at lunch tomorrow", "can you pick up milk", "running late, be there soon",
+       "thanks for the call earlier"]
+
+
+@pytest.fixture(scope="module")
+def sms(tmp_path_factory):
+    """An SMS-like CSV: string labels, a short category column, an id not called `id`."""
+    root = tmp_path_factory.mktemp("sms")
+    rows = [{"msg_id": 1000 + i, "category": "ab"[i % 2],
+             "message": f"{(SPAM if i % 3 == 0 else HAM)[i % 4]} {i}",
+             "label": "spam" if i % 3 == 0 else "ham"} for i in range(90)]
+    pd.DataFrame(rows).to_csv(root / "sms.csv", index=False)
+    pd.DataFrame(rows[:10]).drop(columns="label").to_csv(root / "new.csv", index=False)
+    return root
+
+
+CHEAP = ["--members", "tfidf-nb,tfidf-lr", "-q"]
+
+
+def test_fit_a_csv_without_a_config(sms, capsys):
+    model = sms / "model"
+    assert main(["fit", str(sms / "sms.csv"), "--label", "label", "-o", str(model),
+                 *CHEAP]) == 0
+    err = capsys.readouterr().err
+    assert "guessed text column 'message'" in err and "id column 'msg_id'" in err
+    manifest = json.loads((model / "manifest.json").read_text())
+    assert manifest["data"]["text"] == "message" and manifest["data"]["id"] == "msg_id"
+    assert manifest["classes"]["values"] == ["ham", "spam"]
+    # the equivalent config is recorded, and `ensemble init MODEL` gives it back
+    recorded = tomllib.loads(manifest["data"]["config"])
+    assert recorded["data"]["label"] == "label"
+    assert [m["plugin"] for m in recorded["members"].values()] == ["tfidf-nb", "tfidf-lr"]
+    assert main(["init", str(model)]) == 0
+    assert tomllib.loads(capsys.readouterr().out) == recorded
+    out = sms / "pred.csv"
+    assert main(["predict", str(model), str(sms / "new.csv"), "-o", str(out)]) == 0
+    pred = pd.read_csv(out)
+    assert list(pred.columns) == ["msg_id", "label", "proba_ham", "proba_spam"]
+    assert (pred["label"] == ["spam" if i % 3 == 0 else "ham" for i in range(10)]).mean() >= 0.8
+
+
+def test_fit_with_named_columns_and_default_members_are_checked(sms, capsys):
+    code = main(["fit", str(sms / "sms.csv"), "--label", "label", "--text", "category",
+                 "--text", "message", "--members", "tfidf-nb,tfdf-lr", "-q"])
+    assert code == 2
+    assert "unknown plugin 'tfdf-lr' (did you mean 'tfidf-lr'?)" in capsys.readouterr().err
+
+
+def test_a_csv_where_a_config_is_expected_gets_a_hint(sms, capsys):
+    assert main(["fit", str(sms / "sms.csv")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--label COLUMN" in err and "not valid TOML" not in err
+    renamed = sms / "sms-data.toml"
+    renamed.write_text((sms / "sms.csv").read_text())
+    assert main(["tune", str(renamed)]) == 2
+    err = capsys.readouterr().err
+    assert "is a data file, not a TOML config" in err and "ensemble init" in err
+
+
+def test_config_flags_need_a_data_file(sms, tmp_path, capsys):
+    config = tmp_path / "c.toml"
+    config.write_text('[members.nb]\nplugin = "tfidf-nb"\n')
+    assert main(["fit", str(config), "--members", "tfidf-nb"]) == 2
+    assert "--members goes with a data file and --label" in capsys.readouterr().err
+
+
+def test_init_writes_a_commented_config_that_runs(sms, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["init", str(sms / "sms.csv"), "--label", "label",
+                 "--members", "tfidf-nb,tfidf-lr"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith("# Ensemble config for sms.csv")
+    assert "guessed text column 'message'" in captured.err
+    config = tomllib.loads(captured.out)
+    assert config["data"]["text"] == "message" and config["data"]["id"] == "msg_id"
+    (tmp_path / "my.toml").write_text(captured.out)
+    assert main(["demo", "--config", "my.toml", "--report", "", "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "holding out 10% of the rows" in out and "reference split" not in out
+    assert (tmp_path / "models" / "sms" / "manifest.json").is_file()
+
+
+def test_init_offers_class_names_for_integer_labels(tmp_path, capsys):
+    pd.DataFrame({"question": ["how far", "who is", "what is", "when did"] * 5,
+                  "coarse": [0, 1, 2, 3] * 5}).to_csv(tmp_path / "q.csv", index=False)
+    assert main(["init", str(tmp_path / "q.csv"), "--label", "coarse"]) == 0
+    out = capsys.readouterr().out
+    assert '# class_names = ["class 0", "class 1", "class 2", "class 3"]' in out
+    assert "# id = " in out  # no id column guessed
+
+
+def test_demo_on_a_csv_predicts_the_test_file(sms, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["demo", str(sms / "sms.csv"), "--label", "label", "--test",
+                 str(sms / "new.csv"), *CHEAP]) == 0
+    out = capsys.readouterr().out
+    assert "wrote report.html" in out and "wrote predictions.csv" in out
+    assert "tweets" not in out
+    assert len(pd.read_csv(tmp_path / "predictions.csv")) == 10
+
+
+def test_no_id_column_is_recorded_when_the_data_has_none(tmp_path, capsys):
+    pd.DataFrame({"text": ["good", "bad", "fine", "awful"] * 6,
+                  "y": ["pos", "neg", "pos", "neg"] * 6}).to_csv(tmp_path / "t.csv",
+                                                                  index=False)
+    assert main(["fit", str(tmp_path / "t.csv"), "--label", "y", "-o",
+                 str(tmp_path / "m"), *CHEAP]) == 0
+    manifest = json.loads((tmp_path / "m" / "manifest.json").read_text())
+    assert manifest["data"]["id"] is None
