@@ -20,6 +20,9 @@ NAME = {"type": "string", "pattern": r"^[^\x00-\x1f\x7f/\\]{1,128}$"}
 # A package name as PyPI spells it (PEP 508), so an error may print it safely.
 PACKAGE = {"type": "string", "pattern": r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,98}[A-Za-z0-9])?$"}
 VERSION = {"type": "string", "pattern": r"^[A-Za-z0-9.+!_-]{1,64}$"}
+# "module.QualName" of a class registered with engine.register_plugin: shown, never imported.
+REGISTERED = {"type": "string", "maxLength": 256,
+              "pattern": r"^[A-Za-z_][A-Za-z0-9_]*(\.(<locals>|[A-Za-z_][A-Za-z0-9_]*))*$"}
 RELATIVE_PATH = {"type": "string", "pattern": r"^[^\x00-\x1f\x7f]{1,1024}$"}
 SEED = {"type": ["integer", "null"], "minimum": 0, "maximum": 2**32 - 1}
 
@@ -95,7 +98,7 @@ MANIFEST_SCHEMA = schema({
                 "type": "object", "required": ["name", "plugin", "directory"],
                 "properties": {
                     "name": NAME, "plugin": NAME, "package": PACKAGE, "version": VERSION,
-                    "config": CONFIG, "directory": RELATIVE_PATH,
+                    "registered": REGISTERED, "config": CONFIG, "directory": RELATIVE_PATH,
                     "bytes": {"type": "integer", "minimum": 0},
                     "fit_seconds": {"type": "number"},
                 },
@@ -105,7 +108,8 @@ MANIFEST_SCHEMA = schema({
         "combiner": {
             "type": "object", "required": ["name", "directory"],
             "properties": {"name": NAME, "package": PACKAGE, "version": VERSION,
-                           "config": CONFIG, "directory": RELATIVE_PATH},
+                           "registered": REGISTERED, "config": CONFIG,
+                           "directory": RELATIVE_PATH},
             "additionalProperties": {"$ref": "#/$defs/json"},
         },
         "training": {"type": "object", "maxProperties": 256,
