@@ -50,13 +50,15 @@ def read_chunks(path: str | Path, chunk_size: int) -> Iterator[pd.DataFrame]:
         raise _csv_error(path, exc) from exc
 
 
-def require_columns(frame: pd.DataFrame, columns: Sequence[str], where: str = "data") -> None:
-    """Raise a DataError naming the first missing column and the closest existing one."""
+def require_columns(frame: pd.DataFrame, columns: Sequence[str], where: str = "data",
+                    fix: str = "") -> None:
+    """Raise a DataError naming the first missing column and the closest existing one
+    (and ``fix``, what to do, when given)."""
     for column in columns:
         if column not in frame.columns:
             raise DataError(f"column '{column}' not found in {where}"
                             f"{did_you_mean(column, map(str, frame.columns))}; "
-                            f"columns are: {', '.join(map(str, frame.columns))}")
+                            f"columns are: {', '.join(map(str, frame.columns))}{fix}")
 
 
 def as_python(value: Any) -> Any:
@@ -116,7 +118,11 @@ def select_texts(X: Any, text: str | Sequence[str] = "text",
     """
     if isinstance(X, pd.DataFrame):
         columns = [text] if isinstance(text, str) else list(text)
-        require_columns(X, columns)
+        strings = [str(c) for c in X.columns if X[c].dtype.kind in "OUT" or
+                   pd.api.types.is_string_dtype(X[c].dtype)]
+        require_columns(X, columns, fix=f"; name the text column with text='{strings[0]}' "
+                                        f"(Ensemble(..., text=...), or text=[...] for several)"
+                        if strings else "")
         parts = X[columns]
         if fill_na is not None:
             parts = parts.fillna(fill_na)

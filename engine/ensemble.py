@@ -35,17 +35,34 @@ UNCHANGED = object()  # recombine(threshold=...) not given: keep the ensemble's
 MEMBER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
+def construct(cls: type, params: Mapping[str, Any], label: str) -> Any:
+    """``cls(**params)``; a parameter it does not take is one line with the closest one and
+    the list of its parameters (``label`` says what is built: "plugin 'tfidf-lr'")."""
+    import inspect
+
+    signature = inspect.signature(cls)
+    valid = [p.name for p in signature.parameters.values()
+             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    takes_any = any(p.kind == p.VAR_KEYWORD for p in signature.parameters.values())
+    for key in params:
+        if key not in valid and not takes_any:
+            raise ConfigError(f"invalid parameter '{key}' for {label} ({cls.__name__})"
+                              f"{did_you_mean(key, valid)}; its parameters: "
+                              f"{', '.join(sorted(valid)) or 'none'} (`ensemble plugins "
+                              f"{getattr(cls, 'name', cls.__name__)}` shows their defaults)")
+    try:
+        return cls(**dict(params))
+    except TypeError as exc:
+        raise ConfigError(f"{label}: {exc}") from exc
+
+
 def build_member(spec: MemberSpec) -> ModelPluginProtocol:
     """An unfitted plugin instance from an instance, ``"name"`` or ``("name", {params})``."""
     if isinstance(spec, str):
         spec = (spec, {})
     if isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[0], str):
         name, params = spec
-        cls = registry.get_plugin(name)
-        try:
-            return cls(**dict(params))
-        except TypeError as exc:
-            raise ConfigError(f"plugin '{name}': {exc}") from exc
+        return construct(registry.get_plugin(name), params, f"plugin '{name}'")
     if all(hasattr(spec, m) for m in ("fit", "predict_proba", "save", "get_params")):
         return clone(spec)
     raise ConfigError(f"a member must be a plugin instance, a plugin name or (name, params); "
@@ -58,10 +75,7 @@ def build_combiner(spec: Any, random_state: int | None = None) -> Combiner:
         spec = (spec, {})
     if isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[0], str):
         name, params = spec
-        try:
-            combiner = registry.get_combiner(name)(**dict(params))
-        except TypeError as exc:
-            raise ConfigError(f"combiner '{name}': {exc}") from exc
+        combiner = construct(registry.get_combiner(name), params, f"combiner '{name}'")
     elif isinstance(spec, Combiner):
         combiner = clone(spec)
     else:
@@ -78,10 +92,7 @@ def _spec_instance(spec: Any, kind: str) -> Any:
     if isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[0], str):
         name, params = spec
         cls = registry.get_plugin(name) if kind == "member" else registry.get_combiner(name)
-        try:
-            return cls(**dict(params))
-        except TypeError as exc:
-            raise ConfigError(f"{kind} '{name}': {exc}") from exc
+        return construct(cls, params, f"{'plugin' if kind == 'member' else kind} '{name}'")
     if hasattr(spec, "get_params") and hasattr(spec, "set_params"):
         return spec
     raise ConfigError(f"a {kind} must be an instance, a registered name or (name, params); "

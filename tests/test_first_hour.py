@@ -119,3 +119,24 @@ def test_no_id_column_is_recorded_when_the_data_has_none(tmp_path, capsys):
                  str(tmp_path / "m"), *CHEAP]) == 0
     manifest = json.loads((tmp_path / "m" / "manifest.json").read_text())
     assert manifest["data"]["id"] is None
+
+
+def test_a_misspelled_member_parameter_suggests_and_lists(capsys):
+    from engine import Ensemble
+    from engine.errors import ConfigError
+
+    with pytest.raises(ConfigError) as error:
+        Ensemble({"lr": ("tfidf-lr", {"ngram": (1, 2)})}).fit(["a b", "c d"] * 5, [0, 1] * 5)
+    message = str(error.value)
+    assert "invalid parameter 'ngram' for plugin 'tfidf-lr'" in message
+    assert "(did you mean 'ngram_range'?)" in message and "C, analyzer, class_weight" in message
+
+
+def test_a_dataframe_without_a_text_column_hints_text():
+    from engine import Ensemble
+    from engine.errors import DataError
+
+    frame = pd.DataFrame({"n": [1, 2] * 6, "message": ["win cash", "see you"] * 6})
+    with pytest.raises(DataError, match=r"columns are: n, message; name the text column with "
+                                        r"text='message' \(Ensemble\(\.\.\., text=\.\.\.\)"):
+        Ensemble({"nb": "tfidf-nb"}, cv=2).fit(frame, [0, 1] * 6)
