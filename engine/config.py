@@ -17,7 +17,7 @@ else:  # pragma: no cover
 
 DATA_KEYS = {"train": None, "test": None, "sample_submission": None, "text": "text",
              "label": "target", "id": "id", "fill_na": None, "validation_split": 0.1,
-             "split_seed": 42}
+             "split_seed": 42, "class_names": None}
 ENSEMBLE_KEYS = {"combiner", "cv", "random_state", "n_jobs", "threshold"}
 SECTIONS = {"name", "data", "ensemble", "members", "reference", "tune"}
 # [tune]: `ensemble tune` settings (the command line overrides them) and [tune.space.<member>].
@@ -43,6 +43,7 @@ class DataConfig:
     fill_na: str | None = None
     validation_split: float = 0.1
     split_seed: int = 42
+    class_names: list[str] | None = None  # names for integer labels in reports and /model
 
 
 @dataclass
@@ -63,6 +64,7 @@ class Config:
         """The unfitted Ensemble; ``overrides`` replace [ensemble] settings (verbose, n_jobs)."""
         ensemble = Ensemble(self.members, text=self.data.text, fill_na=self.data.fill_na,
                             member_text=self.member_text or None,
+                            class_names=self.data.class_names,
                             **{**self.ensemble, **overrides})
         ensemble._checked_members()  # unknown plugins and bad params fail before any data is read
         return ensemble

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -190,6 +190,40 @@ def encode_labels(y: Any, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
     if len(classes) < 2:
         raise DataError(f"need at least two classes to train, found only {classes.tolist()}")
     return codes.astype(np.int64), classes
+
+
+def class_display_names(classes: np.ndarray, class_names: Any = None) -> list[str]:
+    """What reports call each class, in code order: ``class_names`` (a list in sorted label
+    order, or a mapping label -> name, as Hugging Face's ``id2label``) or the labels.
+
+    Examples
+    --------
+    >>> class_display_names(np.array([0, 1]), ["ham", "spam"])
+    ['ham', 'spam']
+    >>> class_display_names(np.array([0, 1]), {1: "spam"})
+    ['0', 'spam']
+    """
+    shown = [str(as_python(c)) for c in classes]
+    if class_names is None:
+        return shown
+    if isinstance(class_names, Mapping):
+        names = {str(k): v for k, v in class_names.items()}
+        unknown = sorted(set(names) - set(shown))
+        if unknown:
+            raise DataError(f"class_names names labels {unknown} that are not classes "
+                            f"({', '.join(shown)})")
+        values = [names.get(label, label) for label in shown]
+    elif isinstance(class_names, (list, tuple)):
+        if len(class_names) != len(classes):
+            raise DataError(f"class_names has {len(class_names)} names for {len(classes)} "
+                            f"classes ({', '.join(shown)}); give one per class, in that order")
+        values = list(class_names)
+    else:
+        raise DataError(f"class_names must be a list of names or a dict of label -> name, got "
+                        f"{type(class_names).__name__}")
+    if not all(isinstance(v, str) and v for v in values) or len(set(values)) != len(values):
+        raise DataError("class_names must be different non-empty strings")
+    return values
 
 
 def check_folds(codes: np.ndarray, classes: np.ndarray, cv: int) -> None:

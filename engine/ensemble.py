@@ -18,7 +18,14 @@ from engine import registry
 from engine.bagging import FoldAverage
 from engine.combiners.base import Combiner
 from engine.constraints import Interval, check_param, validate_params
-from engine.data import check_folds, data_hash, encode_labels, numeric_columns, select_texts
+from engine.data import (
+    check_folds,
+    class_display_names,
+    data_hash,
+    encode_labels,
+    numeric_columns,
+    select_texts,
+)
 from engine.errors import ConfigError, ModelDirectoryError, did_you_mean
 from engine.features import filling_on_predict
 from engine.io.model_dir import ModelParts, model_errors, read_model, write_model
@@ -181,6 +188,10 @@ class Ensemble(ClassifierMixin, BaseEstimator):
         Refit members on all rows after their folds. A member with
         ``refit=False`` is predicted by the average of its fold models
         (``fold-average``): one fit fewer, but K forward passes per prediction.
+    class_names : list of str, dict or None, default=None
+        Names for the classes in reports, leaderboards and ``GET /model``
+        (for integer labels, as Hugging Face's ``id2label``): a list in sorted
+        label order, or a dict of label -> name. Predictions keep the labels.
 
     Attributes
     ----------
@@ -223,7 +234,8 @@ class Ensemble(ClassifierMixin, BaseEstimator):
                  threshold: str | float | None = None, verbose: bool = False,
                  backend: str | None = None, scheduler: str | None = None,
                  member_cv: Mapping[str, int] | None = None,
-                 refit: bool | Mapping[str, bool] = True) -> None:
+                 refit: bool | Mapping[str, bool] = True,
+                 class_names: Sequence[str] | Mapping[Any, str] | None = None) -> None:
         self.members = members
         self.combiner = combiner
         self.cv = cv
@@ -238,6 +250,7 @@ class Ensemble(ClassifierMixin, BaseEstimator):
         self.scheduler = scheduler
         self.member_cv = member_cv
         self.refit = refit
+        self.class_names = class_names
 
     # -- parameters ----------------------------------------------------------------
 
@@ -373,6 +386,7 @@ class Ensemble(ClassifierMixin, BaseEstimator):
         combiner = build_combiner(self.combiner, self.random_state)
         texts = self.member_texts(X, members)
         codes, classes = encode_labels(y, len(next(iter(texts.values()))))
+        class_display_names(classes, self.class_names)  # wrong names fail before the fits
         if self.threshold is not None and len(classes) != 2:
             raise ConfigError(f"threshold={self.threshold!r} needs two classes, the labels "
                               f"have {len(classes)}; leave threshold=None")
@@ -556,6 +570,18 @@ class Ensemble(ClassifierMixin, BaseEstimator):
         texts = self.member_texts(X)
         return {name: member.predict_proba(texts[name]) for name, member in self.members_.items()}
 
+    def class_labels(self) -> list[str]:
+        """The classes' names in code order: ``class_names`` when given, else the labels.
+
+        Examples
+        --------
+        >>> ens = Ensemble({"nb": "tfidf-nb"}, cv=2, class_names=["ham", "spam"])
+        >>> ens.fit(["win cash", "see you", "cash prize", "lunch?"], [1, 0, 1, 0]).class_labels()
+        ['ham', 'spam']
+        """
+        check_is_fitted(self)
+        return class_display_names(self.classes_, self.class_names)
+
     def _decide(self, proba: np.ndarray) -> np.ndarray:
         """Class codes from combined probabilities, with the threshold when there is one."""
         return (proba[:, 1] >= self.threshold_).astype(np.int64)
@@ -699,6 +725,7 @@ def _check_restored(ensemble: Ensemble) -> None:
     import pandas as pd
 
     n_classes, n_members = len(ensemble.classes_), len(ensemble.members_)
+    ensemble.class_labels()  # class_names that fit the classes
     oof, codes = ensemble.oof_, ensemble.y_codes_
     if oof.ndim != 3 or oof.shape[0] != n_members or oof.shape[2] != n_classes \
             or codes.shape != (oof.shape[1],) or not np.issubdtype(codes.dtype, np.integer) \

@@ -107,7 +107,7 @@ def holdout_table(config: Config, **overrides: Any
     reference = pd.DataFrame(config.reference).set_index("name") if config.reference else None
     if reference is not None:
         reference.insert(0, "kind", "reference")
-        table = pd.concat([reference, table])
+        table = pd.concat([reference, table]).__finalize__(table)  # keeps attrs["positive"]
     table.attrs.update(n_train=len(train), n_valid=len(valid))
     return table, ensemble, valid
 

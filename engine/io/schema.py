@@ -88,6 +88,12 @@ MANIFEST_SCHEMA = schema({
                 "verbose": {"type": ["boolean", "integer"], "minimum": 0, "maximum": 10},
                 "backend": {"type": ["string", "null"], "maxLength": 64},
                 "scheduler": {"type": ["string", "null"], "maxLength": 1024},
+                "class_names": {"anyOf": [
+                    {"type": "null"},
+                    {"type": "array", "maxItems": MAX_COUNT,
+                     "items": {"type": "string", "maxLength": 1024}},
+                    {"type": "object", "maxProperties": MAX_COUNT,
+                     "additionalProperties": {"type": "string", "maxLength": 1024}}]},
             },
             "propertyNames": {"pattern": r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"},
             "additionalProperties": {"$ref": "#/$defs/json"},

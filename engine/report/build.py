@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import precision_recall_fscore_support
 
-from engine.data import as_python
 from engine.errors import DataError
 from engine.evaluation import encode_known, oof_scores, score_models
 from engine.report import figures
@@ -19,7 +18,7 @@ from engine.version import __version__
 
 
 def _labels(ensemble: Any) -> list[str]:
-    return [str(as_python(c)) for c in ensemble.classes_]
+    return ensemble.class_labels()
 
 
 def per_class_scores(y: np.ndarray, pred: np.ndarray, labels: list[str]) -> pd.DataFrame:
