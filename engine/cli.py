@@ -167,7 +167,9 @@ def cmd_fit(args: argparse.Namespace) -> None:
     if not args.quiet:
         import pandas as pd
 
-        table = pd.DataFrame(ensemble.scores_).T
+        from engine.evaluation import name_positive
+
+        table = name_positive(pd.DataFrame(ensemble.scores_).T, ensemble)
         print_table(table, f"out-of-fold scores ({ensemble.cv}-fold) on "
                            f"{ensemble.training_['n_rows']} rows")
     say(f"saved {path}: {_size(path)}")
@@ -375,6 +377,8 @@ def cmd_plugins(args: argparse.Namespace) -> None:
     registry = get_registry()
     entries = [*registry.plugins().values(), *registry.combiners().values(),
                *registry.encoders().values()]
+    if args.name:
+        return _describe_plugin(args, entries)
     if args.json:
         print(json.dumps([{"name": e.name, "kind": e.kind, "package": e.package,
                            "version": e.version, "description": e.description}
@@ -385,6 +389,38 @@ def cmd_plugins(args: argparse.Namespace) -> None:
         table.add_column(column)
     for e in entries:  # third-party packages' words: cleaned, never markup
         table.add_row(*plain(e.name, e.kind, e.package, e.version, e.description))
+    console.print(table)
+
+
+def _describe_plugin(args: argparse.Namespace, entries: list) -> None:
+    """`ensemble plugins NAME`: what it is, and each parameter's default and allowed values."""
+    from rich.table import Table
+
+    from engine.errors import PluginNotFoundError, did_you_mean
+    from engine.plugin_help import parameter_rows, summary
+    from engine.tables import plain
+
+    found = [e for e in entries if e.name == args.name]
+    if not found:
+        names = sorted({e.name for e in entries})
+        raise PluginNotFoundError(f"no plugin, combiner or encoder named '{args.name}'"
+                                  f"{did_you_mean(args.name, names)}; registered: "
+                                  f"{', '.join(names)}")
+    entry = found[0]
+    rows = parameter_rows(entry.cls)
+    if args.json:
+        print(json.dumps({"name": entry.name, "kind": entry.kind, "package": entry.package,
+                          "version": entry.version, "description": summary(entry.cls),
+                          "parameters": rows}, indent=2))
+        return
+    say(f"{entry.name}: {entry.kind} from {entry.package} {entry.version}")
+    say(summary(entry.cls))
+    table = Table(title=plain(f"parameters: keys of a [members.<name>] table, or "
+                              f"(\"{entry.name}\", {{...}}) in Python")[0])
+    for column in ("parameter", "default", "allowed", "description"):
+        table.add_column(column, overflow="fold")
+    for row in rows:  # third-party packages' words: cleaned, never markup
+        table.add_row(*plain(row["name"], row["default"], row["allowed"], row["description"]))
     console.print(table)
 
 
@@ -525,7 +561,7 @@ def build_parser() -> argparse.ArgumentParser:
     def model_command(name: str, help_: str, data: bool | str = True
                       ) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_, description=help_)
-        p.add_argument("model", help="model directory, e.g. models/disaster-tweets")
+        p.add_argument("model", help="model directory, e.g. models/my-model")
         if data:
             p.add_argument("data", help="CSV file to read",
                            **({"nargs": "?"} if data == "optional" else {}))
@@ -569,7 +605,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "(tfidf-nb, tfidf-lr, use) stacked; the equivalent config "
                                    "is recorded in the model directory.")
     p.add_argument("config", help="a CSV file (with --label), or an ensemble config, e.g. "
-                                  "examples/disaster_tweets.toml")
+                                  "my.toml from `ensemble init`")
     _data_flags(p)
     p.add_argument("-o", "--output", help="model directory to write")
     p.add_argument("--threshold", help="binary tasks: tune the decision threshold for a metric "
@@ -612,7 +648,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "<config>.tuned.toml. The study lives in a database: run "
                                    "again to resume, or run more processes on the same "
                                    "--storage to share the work.")
-    p.add_argument("config", help="ensemble config, e.g. examples/disaster_tweets.toml")
+    p.add_argument("config", help="ensemble config, e.g. my.toml from `ensemble init`")
     p.add_argument("--time", help="wall-clock budget shared by the members in proportion to "
                                   "their cost, e.g. 10m, 1h30m, 90s")
     p.add_argument("--trials", type=int, help="at most this many trials per member in the "
@@ -721,7 +757,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "file) with an Ed25519 private key; the signature goes to "
                                    "MODEL/signature.json. Those who load it verify it with "
                                    "--trusted-keys KEYFILE.pub --require-signature.")
-    p.add_argument("model", help="model directory, e.g. models/disaster-tweets")
+    p.add_argument("model", help="model directory, e.g. models/my-model")
     p.add_argument("--key", required=True, metavar="KEYFILE",
                    help="private key: PEM from `ensemble keygen`, or an OpenSSH ed25519 key "
                         "(passphrase from $ENSEMBLE_KEY_PASSPHRASE or the terminal)")
@@ -733,9 +769,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("keyfile", help="where to write the private key, e.g. ~/.ensemble/signing.pem")
     p.set_defaults(func=cmd_keygen)
 
-    p = sub.add_parser("plugins", help="list registered plugins, combiners and encoders",
+    p = sub.add_parser("plugins", help="list registered plugins, combiners and encoders; "
+                                       "NAME: its parameters",
                        description="List registered plugins, combiners and encoders with "
-                                   "the package each came from.")
+                                   "the package each came from; with NAME, its parameters, "
+                                   "their defaults and allowed values, and its description.")
+    p.add_argument("name", nargs="?", help="a plugin, combiner or encoder, e.g. tfidf-lr")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_plugins)
 

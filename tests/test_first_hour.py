@@ -140,3 +140,81 @@ def test_a_dataframe_without_a_text_column_hints_text():
     with pytest.raises(DataError, match=r"columns are: n, message; name the text column with "
                                         r"text='message' \(Ensemble\(\.\.\., text=\.\.\.\)"):
         Ensemble({"nb": "tfidf-nb"}, cv=2).fit(frame, [0, 1] * 6)
+
+
+QUESTIONS = {0: ["how far is it", "how long does it take", "how many miles"],
+             1: ["who wrote this book", "who is the president", "who painted it"],
+             2: ["where is the station", "where do they live", "where was it found"]}
+
+
+def test_class_names_name_integer_labels_in_reports_leaderboards_and_model(tmp_path):
+    from engine import Ensemble, load
+    from engine.report import build_report
+    from engine.serving import Limits, Service
+    from engine.tables import to_markdown
+
+    texts = [f"{t} {i}" for i in range(6) for c in QUESTIONS for t in QUESTIONS[c]]
+    labels = [c for _ in range(6) for c in QUESTIONS for _ in QUESTIONS[c]]
+    names = ["distance", "person", "place"]
+    model = Ensemble({"nb": "tfidf-nb"}, cv=3, random_state=0, class_names=names)
+    model.fit(texts, labels)
+    assert model.predict(["who is she"]).tolist() == [1]  # predictions keep the labels
+    assert model.class_labels() == names
+    html = build_report(model, texts, labels)
+    assert all(f">{name}<" in html for name in names)
+    model.save(tmp_path / "m")
+    loaded = load(tmp_path / "m")
+    assert loaded.class_labels() == names
+    summary = Service(loaded, "m", Limits()).summary()
+    assert summary["classes"] == [0, 1, 2] and summary["class_names"] == names
+    assert "id_column" not in summary
+    with pytest.raises(ValueError, match=r"class_names has 2 names for 3 classes \(0, 1, 2\)"):
+        Ensemble({"nb": "tfidf-nb"}, cv=3, class_names=names[:2]).fit(texts, labels)
+    binary = Ensemble({"nb": "tfidf-nb"}, cv=3, class_names={1: "person"})
+    binary.fit(texts[:36], [int(c == 1) for c in labels[:36]])
+    header = to_markdown(binary.leaderboard()).splitlines()[0]
+    assert "F1 (positive: person)" in header
+
+
+def test_class_names_from_the_config(tmp_path, capsys):
+    from engine.config import load_config
+
+    rows = [{"text": t, "y": c} for c in QUESTIONS for t in QUESTIONS[c]] * 4
+    pd.DataFrame(rows).to_csv(tmp_path / "q.csv", index=False)
+    (tmp_path / "q.toml").write_text(
+        f'[data]\ntrain = "{(tmp_path / "q.csv").as_posix()}"\nlabel = "y"\n'
+        f'class_names = ["distance", "person", "place"]\n[ensemble]\ncv = 3\n'
+        f'[members.nb]\nplugin = "tfidf-nb"\n')
+    assert load_config(tmp_path / "q.toml").build_ensemble().class_names == \
+        ["distance", "person", "place"]
+    assert main(["fit", str(tmp_path / "q.toml"), "-o", str(tmp_path / "m"), "-q"]) == 0
+    assert main(["report", str(tmp_path / "m"), str(tmp_path / "q.csv"), "-o",
+                 str(tmp_path / "r.html")]) == 0
+    assert ">place<" in (tmp_path / "r.html").read_text()
+
+
+def test_plugins_name_lists_parameters_defaults_and_ranges(capsys):
+    assert main(["plugins", "keras-text"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("keras-text: plugin from ensemble-engine")
+    assert "A Keras 3 text classifier" in out
+    line = next(row for row in out.splitlines() if "│ epochs " in row)
+    assert "5" in line and "a positive integer" in line
+    assert main(["plugins", "tfidf-lr", "--json"]) == 0
+    described = json.loads(capsys.readouterr().out)
+    c = next(p for p in described["parameters"] if p["name"] == "C")
+    assert c["default"] == "1.0" and c["description"]
+    assert main(["plugins", "tfidf-lrr"]) == 2
+    assert "(did you mean 'tfidf-lr'?)" in capsys.readouterr().err
+
+
+def test_serving_examples_and_cli_messages_are_domain_neutral():
+    import inspect
+
+    import engine.cli
+    import engine.serving
+
+    for module in (engine.serving, engine.cli):
+        source = inspect.getsource(module)
+        assert "Forest fire" not in source and "most-wrong tweets" not in source
+    assert "reference split" not in inspect.getsource(engine.cli.cmd_demo)
