@@ -371,14 +371,18 @@ def cmd_serve(args: argparse.Namespace) -> None:
 def cmd_plugins(args: argparse.Namespace) -> None:
     from rich.table import Table
 
-    from engine.registry import get_registry
     from engine.tables import plain
 
-    registry = get_registry()
-    entries = [*registry.plugins().values(), *registry.combiners().values(),
-               *registry.encoders().values()]
-    if args.name:
-        return _describe_plugin(args, entries)
+    if args.name:  # the class itself: the registry imports the modules
+        from engine.registry import get_registry
+
+        registry = get_registry()
+        return _describe_plugin(args, [*registry.plugins().values(),
+                                       *registry.combiners().values(),
+                                       *registry.encoders().values()])
+    from engine.plugin_listing import listing
+
+    entries = listing()  # read from the plugins' source: no plugin module imported
     if args.json:
         print(json.dumps([{"name": e.name, "kind": e.kind, "package": e.package,
                            "version": e.version, "description": e.description}

@@ -16,9 +16,10 @@ import importlib
 import os
 import types
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib.metadata import entry_points
+from typing import Any
 
 import pluggy
 
@@ -99,17 +100,11 @@ class Registry:
         self._cache: dict[str, dict[str, Registration]] | None = None
 
     def _load_entry_points(self) -> None:
-        wanted = os.environ.get(LOAD_PLUGINS_ENV)
-        allowed = None if wanted is None else {w.strip() for w in wanted.split(",") if w.strip()}
-        for ep in entry_points(group=ENTRY_POINT_GROUP):
-            module_name = ep.value.partition(":")[0]
-            if module_name in DEFAULT_PLUGINS or self.pm.get_plugin(ep.name) is not None:
-                continue  # a built-in (listed by an older install's metadata) or loaded already
-            package = ep.dist.metadata["name"] if ep.dist is not None else ep.name
-            if allowed is not None and not {package, ep.name} & allowed:
-                continue
+        for ep, package, version in plugin_entry_points():
+            if self.pm.get_plugin(ep.name) is not None:
+                continue  # loaded already
             self.pm.register(ep.load(), name=ep.name)
-            self._origins[ep.name] = (package, ep.dist.version if ep.dist else "unknown", None)
+            self._origins[ep.name] = (package, version, None)
 
     def register(self, plugin: object, name: str | None = None) -> str:
         """Register a module or object that implements the hooks; returns its plugin name."""
@@ -219,6 +214,21 @@ class Registry:
             table[name] = Registration(name, cls, kind, package, str(own_version or version),
                                        registered)
         return register
+
+
+def plugin_entry_points() -> Iterator[tuple[Any, str, str]]:
+    """The third-party entry points to load, each with its package's name and version:
+    not a built-in (an older install's metadata may list them), allowed by
+    ``ENSEMBLE_LOAD_PLUGINS`` when it is set. Reading them imports nothing."""
+    wanted = os.environ.get(LOAD_PLUGINS_ENV)
+    allowed = None if wanted is None else {w.strip() for w in wanted.split(",") if w.strip()}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.value.partition(":")[0] in DEFAULT_PLUGINS:
+            continue
+        package = ep.dist.metadata["name"] if ep.dist is not None else ep.name
+        if allowed is not None and not {package, ep.name} & allowed:
+            continue
+        yield ep, package, ep.dist.version if ep.dist else "unknown"
 
 
 _default: Registry | None = None

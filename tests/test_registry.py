@@ -151,3 +151,29 @@ def test_a_registered_plugin_round_trips(tmp_path, monkeypatch, binary_texts):
     assert message.count("\n") == 0
     assert "needs plugin 'len-prior'" in message and "engine.register_plugin(LenPrior)" in message
     assert "class nb_len.LenPrior" in message
+
+
+def test_plugin_listing_reads_the_source_and_agrees_with_the_registry():
+    """`ensemble plugins` lists exactly what the registry registers, without importing."""
+    from engine import plugin_listing
+
+    assert plugin_listing.listing() == plugin_listing._from_registry()
+
+
+def test_plugin_listing_falls_back_to_the_registry_for_computed_registrations(
+        tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from engine import plugin_listing
+
+    (tmp_path / "dyn_plugins.py").write_text(
+        "from engine import hookimpl\n\n@hookimpl\ndef register_plugins(register):\n"
+        "    for cls in make_classes():\n        register(cls)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(plugin_listing.Unreadable):
+        plugin_listing.read_module("dyn_plugins", "dyn", "1.0")
+    monkeypatch.setattr(plugin_listing, "plugin_entry_points",
+                        lambda: iter([(SimpleNamespace(value="dyn_plugins"), "dyn", "1.0")]))
+    monkeypatch.setattr(plugin_listing, "_from_registry", lambda: ["from the registry"])
+    assert plugin_listing.listing() == ["from the registry"]
+    assert "dyn_plugins" not in __import__("sys").modules  # read, never imported
