@@ -515,6 +515,10 @@ def cmd_models(args: argparse.Namespace) -> None:
 
 # `ensemble demo --preset NAME` runs examples/<file>; "best" adds the transformer member.
 DEMO_PRESETS = {"default": "disaster_tweets.toml", "best": "disaster_tweets_best.toml"}
+# Minutes the demo takes on 2 cores, with bf16 units and without (docs: Getting started):
+# default 3 / 15 (879 s with the install, AVX2); best 12 (315 + 341 s of fits,
+# best_preset.md) / about 55 (a user's run: 24 min for 31 of the first stage's 33 fits).
+DEMO_MINUTES = {"default": (3, 15), "best": (12, 55)}
 
 
 def _default_demo_config(preset: str = "default") -> Path:
@@ -536,6 +540,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
         config = _fit_config(args.data, args)
     else:
         config = load_config(args.config or _default_demo_config(args.preset))
+    _warn_machine(config, None if args.data or args.config else args.preset)
     split = config.data.validation_split
     say(f"demo: {config.name}, members {', '.join(config.members)}; holding out "
         f"{split:.0%} of the rows to score them on ...")
@@ -552,6 +557,22 @@ def cmd_demo(args: argparse.Namespace) -> None:
     if result["predictions"]:
         say(f"wrote {result['predictions']} (predictions for {config.data.test})")
     say(f"demo finished in {result['seconds']:.0f} s")
+
+
+def _warn_machine(config, preset: str | None) -> None:
+    """Before a long fit: what each member's plugin says of this machine, with the preset's
+    measured time on a machine like this one."""
+    from engine.registry import get_plugin
+
+    notes = {get_plugin(plugin).machine_warning(params) for plugin, params in
+             config.members.values() if hasattr(get_plugin(plugin), "machine_warning")}
+    for note in sorted(n for n in notes if n):
+        estimate = ""
+        if preset in DEMO_MINUTES:
+            fast, slow = DEMO_MINUTES[preset]
+            estimate = (f"; expect about {slow} minutes for this demo on 2 cores (about {fast} "
+                        f"on a CPU with bf16 units)")
+        say(f"warning: {note}{estimate}", err=True)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -218,3 +218,21 @@ def test_serving_examples_and_cli_messages_are_domain_neutral():
         source = inspect.getsource(module)
         assert "Forest fire" not in source and "most-wrong tweets" not in source
     assert "reference split" not in inspect.getsource(engine.cli.cmd_demo)
+
+
+def test_demo_best_warns_up_front_without_bf16(monkeypatch, capsys):
+    import engine.workflows
+    import plugins._tensorflow
+
+    def not_run(*args, **kwargs):
+        raise ValueError("stopped before fitting")
+
+    monkeypatch.setattr(engine.workflows, "run_demo", not_run)
+    monkeypatch.setattr(plugins._tensorflow, "bfloat16_is_fast", lambda: False)
+    assert main(["demo", "--preset", "best"]) == 2
+    err = capsys.readouterr().err
+    assert err.index("warning: this CPU has no bf16 units") < err.index("stopped before")
+    assert "expect about 55 minutes for this demo on 2 cores (about 12" in err
+    monkeypatch.setattr(plugins._tensorflow, "bfloat16_is_fast", lambda: True)
+    assert main(["demo", "--preset", "best"]) == 2
+    assert "warning" not in capsys.readouterr().err
