@@ -19,6 +19,7 @@ import importlib.machinery
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from engine.registry import BUILTIN_PACKAGE, DEFAULT_PLUGINS, HOOKS, plugin_entry_points
 from engine.version import __version__
@@ -159,10 +160,10 @@ def listing() -> list[Listed]:
     return [entry for kind in LISTED for entry in tables[kind].values()]
 
 
-def _from_registry() -> list[Listed]:
+def _from_registry(registry: Any = None) -> list[Listed]:
     from engine.registry import get_registry
 
-    registry = get_registry()
+    registry = registry or get_registry()
     return [Listed(e.name, e.kind, e.package, e.version, e.description)
             for e in [*registry.plugins().values(), *registry.combiners().values(),
                       *registry.encoders().values()]]

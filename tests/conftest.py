@@ -42,3 +42,17 @@ def three_class_texts():
 
 def codes_to(labels, codes):
     return np.asarray(labels, dtype=object)[codes]
+
+
+# `make test-fast` (pytest -m "not slow") skips these: whole demos, kill -9 harnesses, other
+# processes and servers, TensorFlow training, the docs' code. `make test` and CI run them all.
+SLOW_MODULES = {"test_demo", "test_crash_safety", "test_concurrency", "test_scale",
+                "test_transformer", "test_tuning", "test_third_party", "test_mlflow",
+                "test_model_fuzz", "test_docs", "test_keras_text", "test_sentence_encoder",
+                "test_serving", "test_report"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.module.__name__.rpartition(".")[2] in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)

@@ -21,8 +21,8 @@ NAME = {"type": "string", "pattern": r"^[^\x00-\x1f\x7f/\\]{1,128}$"}
 PACKAGE = {"type": "string", "pattern": r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,98}[A-Za-z0-9])?$"}
 VERSION = {"type": "string", "pattern": r"^[A-Za-z0-9.+!_-]{1,64}$"}
 # "module.QualName" of a class registered with engine.register_plugin: shown, never imported.
-REGISTERED = {"type": "string", "maxLength": 256,
-              "pattern": r"^[A-Za-z_][A-Za-z0-9_]*(\.(<locals>|[A-Za-z_][A-Za-z0-9_]*))*$"}
+# Module names are whatever the file was called ("my-notebook", "__main__"): a narrow charset.
+REGISTERED = {"type": "string", "pattern": r"^[A-Za-z0-9_][A-Za-z0-9_.<>-]{0,255}$"}
 RELATIVE_PATH = {"type": "string", "pattern": r"^[^\x00-\x1f\x7f]{1,1024}$"}
 SEED = {"type": ["integer", "null"], "minimum": 0, "maximum": 2**32 - 1}
 
