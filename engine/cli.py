@@ -114,6 +114,9 @@ def _fit_config(path: str, args: argparse.Namespace):
 
     if not Path(path).is_file():
         raise ValueError(f"data file not found: {path}")
+    if Path(path).suffix.lower() == ".toml":
+        raise ValueError(f"{Path(path).name} is a config: set the columns in its [data] table "
+                         f"(label = \"{args.label}\"), or give --label with a CSV file")
     if args.label is None:
         raise ValueError(f"{Path(path).name} is a data file: name its label column, "
                          f"e.g. `ensemble {args.command} {path} --label COLUMN`")
@@ -173,6 +176,9 @@ def cmd_fit(args: argparse.Namespace) -> None:
         print_table(table, f"out-of-fold scores ({ensemble.cv}-fold) on "
                            f"{ensemble.training_['n_rows']} rows")
     say(f"saved {path}: {_size(path)}")
+    if from_data and not args.quiet:
+        say(f"next: ensemble predict {path} NEW.csv -o predictions.csv; the config this fit "
+            f"used, to edit: ensemble init {path} > my.toml")
     if args.mlflow:
         from engine.mlflow import tracking_uri
         from engine.workflows import track_fit

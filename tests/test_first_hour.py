@@ -74,6 +74,8 @@ def test_config_flags_need_a_data_file(sms, tmp_path, capsys):
     config.write_text('[members.nb]\nplugin = "tfidf-nb"\n')
     assert main(["fit", str(config), "--members", "tfidf-nb"]) == 2
     assert "--members goes with a data file and --label" in capsys.readouterr().err
+    assert main(["fit", str(config), "--label", "y"]) == 2
+    assert "c.toml is a config: set the columns in its [data] table" in capsys.readouterr().err
 
 
 def test_init_writes_a_commented_config_that_runs(sms, tmp_path, capsys, monkeypatch):
