@@ -109,7 +109,7 @@ if sys.argv[2] == "register":
 try:
     model = engine.load(sys.argv[1])
 except engine.errors.ModelDirectoryError as exc:
-    print("error:", exc)
+    print("error:", exc, "| imported" if "nb_len" in sys.modules else "| not imported")
 else:
     print(model.predict(["forest fire near the river"]).tolist())
 '''
@@ -150,7 +150,7 @@ def test_a_registered_plugin_round_trips(tmp_path, monkeypatch, binary_texts):
     message = run("no")
     assert message.count("\n") == 0
     assert "needs plugin 'len-prior'" in message and "engine.register_plugin(LenPrior)" in message
-    assert "class nb_len.LenPrior" in message
+    assert "class nb_len.LenPrior" in message and message.endswith("| not imported")
 
 
 def test_plugin_listing_reads_the_source_and_agrees_with_the_registry():
