@@ -584,7 +584,10 @@ def _warn_machine(config, preset: str | None) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ensemble", description="Ensembles of text classifiers: fit, predict, evaluate, "
-                                     "recombine and submit to Kaggle.")
+                                     "recombine and submit to Kaggle.",
+        epilog="Start with your own CSV: ensemble demo train.csv --label COLUMN "
+               "(scores on held-out rows, report.html, a saved model); "
+               "ensemble COMMAND --help for the rest.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("-q", "--quiet", action="store_true", help="print less")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
