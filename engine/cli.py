@@ -272,6 +272,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
     model = _load(args)
     if args.data is None:
+        if args.compare:
+            raise ValueError("--compare scores models on labelled rows: pass a CSV file")
         table = model.leaderboard()
         title = (f"{Path(args.model).name}: out-of-fold on {model.training_['n_rows']} training "
                  f"rows (pass a labelled CSV for held-out scores and timings)")
@@ -279,8 +281,12 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         settings = _settings(model, args)
         frame = read_table(args.data)
         require_columns(frame, [settings["label"]], Path(args.data).name)
-        table = evaluate(_reading(model, settings), frame, frame[settings["label"]])
         title = f"{Path(args.model).name} on {Path(args.data).name} ({len(frame)} rows)"
+        if args.compare:
+            table = _side_by_side(args, model, frame, settings["label"])
+            title += ": whole models, rows/s predicting these rows in this process"
+        else:
+            table = evaluate(_reading(model, settings), frame, frame[settings["label"]])
     if args.format == "table":
         print_table(table, title)
     elif args.format == "markdown":
@@ -291,6 +297,22 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         print(csv_safe(table.rename(index=clean).reset_index()).to_csv(index=False))
     else:  # JSON escapes control characters itself
         print(table.to_json(orient="index", indent=2))
+
+
+def _side_by_side(args: argparse.Namespace, model, frame, label: str):
+    """``evaluate --compare``: MODEL and each other model directory on the same rows."""
+    from engine.evaluation import side_by_side
+    from engine.streaming import loaded
+
+    paths = {Path(args.model).name: Path(args.model)}
+    models = {Path(args.model).name: model}
+    for other in args.compare:
+        name = Path(other).name if Path(other).name not in paths else str(other)
+        paths[name] = Path(other)
+        models[name] = loaded(str(Path(other).resolve()), tuple(args.trust or ()))
+    sizes = {name: sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 1e6
+             for name, path in paths.items()}
+    return side_by_side(models, frame, frame[label], sizes)
 
 
 def cmd_report(args: argparse.Namespace) -> None:
@@ -330,6 +352,31 @@ def cmd_recombine(args: argparse.Namespace) -> None:
     if was_signed:
         say(f"{output} is a new model, so it is not signed (the signature covered the old "
             f"one); sign it: ensemble sign {output} --key KEYFILE")
+
+
+def cmd_distill(args: argparse.Namespace) -> None:
+    from engine.workflows import distill_model
+
+    if args.unlabeled_text and not args.unlabeled:
+        raise ValueError("--text names the text column of --unlabeled CSV; pass --unlabeled")
+    params = json.loads(args.params) if args.params else {}
+    if not isinstance(params, dict):
+        raise ValueError("--params must be a JSON object, e.g. '{\"C\": 4}'")
+    summary = distill_model(args.model, args.output, student=(args.student, params),
+                            data=args.data, label=args.label, unlabeled=args.unlabeled,
+                            unlabeled_text=args.unlabeled_text, valid=args.valid, cv=args.cv,
+                            trusted=tuple(args.trust or ()), temperature=args.temperature,
+                            label_weight=args.label_weight)
+
+    def accuracy(who: str) -> str:
+        scores = summary.get(f"{who}_scores")
+        return "n/a" if not scores else f"{100 * scores['accuracy']:.2f}%"
+
+    speed = summary["student_rows_s"] / summary["teacher_rows_s"]
+    say(f"teacher {accuracy('teacher')}, {summary['teacher_rows_s']:,.0f} rows/s, "
+        f"{summary['teacher_mb']:.1f} MB -> student ({summary['student']}) "
+        f"{accuracy('student')}, {summary['student_rows_s']:,.0f} rows/s ({speed:.0f}x), "
+        f"{summary['student_mb']:.1f} MB; accuracy {summary['where']}; saved {args.output}")
 
 
 def cmd_submit(args: argparse.Namespace) -> None:
@@ -551,13 +598,17 @@ def cmd_demo(args: argparse.Namespace) -> None:
     say(f"demo: {config.name}, members {', '.join(config.members)}; holding out "
         f"{split:.0%} of the rows to score them on ...")
     result = run_demo(config, args.output, args.submission, args.report or None,
-                      predictions=args.predictions, verbose=not args.quiet)
+                      predictions=args.predictions, distill=args.distill,
+                      verbose=not args.quiet)
     table = result["table"]
     print_table(table, f"validation split: {table.attrs['n_valid']} rows "
                        f"(trained on {table.attrs['n_train']})")
     if result["report"]:
         say(f"wrote {result['report']} (leaderboard, charts, the most confidently wrong rows)")
     say(f"refitted on all rows and saved {result['model']}: {_size(result['model'])}")
+    if result.get("student"):
+        say(f"distilled it into one fast model, saved {result['student']}: "
+            f"{_size(result['student'])}")
     if result["submission"]:
         say(f"wrote {result['submission']} (validated against the sample submission)")
     if result["predictions"]:
@@ -724,6 +775,9 @@ def build_parser() -> argparse.ArgumentParser:
                       data="optional")
     p.add_argument("--label", help="label column (default: the one used in training)")
     p.add_argument("--format", choices=["table", "csv", "json", "markdown"], default="table")
+    p.add_argument("--compare", action="append", metavar="MODEL",
+                   help="also score this model directory on the same rows, whole models side "
+                        "by side with rows/s and MB (a teacher and its student; repeatable)")
     p.set_defaults(func=cmd_evaluate)
 
     p = model_command("report", "write a self-contained HTML report on a labelled CSV file")
@@ -741,6 +795,33 @@ def build_parser() -> argparse.ArgumentParser:
                                        "probable class (default: the model's)")
     p.add_argument("-o", "--output", help="model directory to write (default: in place)")
     p.set_defaults(func=cmd_recombine)
+
+    p = model_command("distill", "distil the ensemble into one fast student model that "
+                                 "learned its probabilities", data=False)
+    p.add_argument("-o", "--output", required=True, help="model directory for the student")
+    p.add_argument("--student", default="tfidf-lr",
+                   help="the student's plugin (default tfidf-lr; see `ensemble plugins`)")
+    p.add_argument("--params", help="the student's parameters as JSON, e.g. "
+                                    "'{\"analyzer\": \"char_wb\"}'")
+    p.add_argument("--data", help="the teacher's training CSV (default: the file its fit "
+                                  "recorded; checked against the training hash)")
+    p.add_argument("--label", help="label column of --data (default: the one used in training)")
+    p.add_argument("--unlabeled", metavar="CSV",
+                   help="more texts the student learns the teacher's predictions on, e.g. "
+                        "Kaggle's test.csv (labels, if any, are not read)")
+    p.add_argument("--text", dest="unlabeled_text", metavar="COL",
+                   help="text column of --unlabeled (default: the teacher's)")
+    p.add_argument("--valid", metavar="CSV",
+                   help="labelled CSV to score teacher and student on (default: out-of-fold "
+                        "and a cross-validated estimate)")
+    p.add_argument("--cv", type=int, default=5,
+                   help="folds of the student's cross-validated estimate without --valid "
+                        "(default 5; 0 skips it)")
+    p.add_argument("--temperature", type=float, default=1.0,
+                   help="soften (>1) or sharpen (<1) the teacher's probabilities (default 1)")
+    p.add_argument("--label-weight", dest="label_weight", type=float, default=0.0,
+                   help="mix this much of the true labels into the targets (default 0)")
+    p.set_defaults(func=cmd_distill)
 
     p = model_command("submit", "write a Kaggle submission shaped like the sample submission")
     p.add_argument("--sample", required=True, help="the competition's sample_submission.csv")
@@ -850,6 +931,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--submission", default="submission.csv", help="submission file to write")
     p.add_argument("--report", default="report.html",
                    help="HTML report on the validation rows ('' to skip)")
+    p.add_argument("--distill", action="store_true",
+                   help="also distil the ensemble into one fast student (test file as "
+                        "unlabeled texts): its row joins the leaderboard, and it is saved as "
+                        "<model>-student")
     p.set_defaults(func=cmd_demo)
     for command in sub.choices.values():  # -q also works after the command name
         command.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,

@@ -129,7 +129,13 @@ def select_texts(X: Any, text: str | Sequence[str] = "text",
         missing = parts.isna().any(axis=1).to_numpy()
         if missing.any():
             _raise_missing(np.flatnonzero(missing), "fill_na='' (CLI: --fill-na '')")
-        values = parts.astype(str).agg(" ".join, axis=1) if len(columns) > 1 else parts.iloc[:, 0]
+        if len(columns) > 1:  # column-wise concatenation: a row-wise join is 10x slower
+            strings = parts.astype(str)
+            values = strings.iloc[:, 0]
+            for column in range(1, len(columns)):
+                values = values + " " + strings.iloc[:, column]
+        else:
+            values = parts.iloc[:, 0]
         return [str(v) if not isinstance(v, str) else v for v in values]
     return as_text_list(X, fill_na)
 

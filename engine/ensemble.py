@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -26,11 +27,15 @@ from engine.data import (
     numeric_columns,
     select_texts,
 )
+from engine.distill import DEFAULT_STUDENT
 from engine.errors import ConfigError, ModelDirectoryError, did_you_mean
 from engine.features import filling_on_predict
+from engine.io.files import MAX_JSON_BYTES, read_bytes
+from engine.io.integrity import MANIFEST
 from engine.io.model_dir import ModelParts, model_errors, read_model, write_model
 from engine.io.signing import trust_policy
 from engine.metrics import classification_scores
+from engine.oof import combined_oof_proba
 from engine.parallel import check_backend, fit_backend, limit_threads
 from engine.progress import fit_progress
 from engine.protocol import ModelPluginProtocol
@@ -430,6 +435,8 @@ class Ensemble(ClassifierMixin, BaseEstimator):
         self.training_ = {"n_rows": len(codes),
                           "sha256": data_hash(next(iter(texts.values())), codes)}
         self._fit_combiner(combiner)
+        # Not saved: a distill() in this process needs no X, y again (engine.distill).
+        self._training_data = (X, y)
         return self
 
     def folds(self, codes: np.ndarray, classes: np.ndarray | None = None
@@ -459,10 +466,10 @@ class Ensemble(ClassifierMixin, BaseEstimator):
     def _fit_combiner(self, combiner: Combiner) -> None:
         names = list(self.members_)
         self.combiner_ = combiner.fit(self.oof_, self.y_codes_, names, self.oof_features_)
-        cv = StratifiedKFold(self.cv, shuffle=True, random_state=self.random_state)
         self.scores_ = {name: classification_scores(self.y_codes_, self.oof_[i])
                         for i, name in enumerate(names)}
-        honest = combiner.oof_predict_proba(self.oof_, self.y_codes_, cv, self.oof_features_)
+        honest = combined_oof_proba(combiner, self.oof_, self.y_codes_, cv=self.cv,
+                                    random_state=self.random_state, features=self.oof_features_)
         self.oof_proba_ = honest
         if isinstance(self.threshold, str):
             self.threshold_ = best_threshold(self.y_codes_, honest[:, 1], self.threshold)
@@ -521,6 +528,74 @@ class Ensemble(ClassifierMixin, BaseEstimator):
         new._fit_combiner(new_combiner)
         return new
 
+    def distill(self, student: MemberSpec = DEFAULT_STUDENT, *, X: Any = None, y: Any = None,
+                unlabeled: Any = None, unlabeled_text: str | None = None,
+                text: str | Sequence[str] | None = None, temperature: float = 1.0,
+                label_weight: float = 0.0, cv: int | None = None) -> Ensemble:
+        """A fast single-member ensemble that learned this ensemble's probabilities.
+
+        The student learns soft targets: this ensemble's own out-of-fold
+        probabilities on its training rows (for stacking, the meta-learner's
+        cross-validated output; never the refitted members' in-sample
+        predictions, which are overconfident there), and its predictions on
+        ``unlabeled`` texts. See :mod:`engine.distill`.
+
+        Parameters
+        ----------
+        student : member spec, default=("tfidf-lr", {})
+            A plugin name, ``(name, {params})`` or instance, as a member.
+            Plugins with ``fit_soft(X, P)`` learn the probabilities; others
+            learn the most probable class (with a warning).
+        X, y : training data, default=None
+            The rows this ensemble was fitted on, checked against the hash
+            its manifest keeps. Not needed right after :meth:`fit` in the
+            same process; needed for a loaded model.
+        unlabeled : DataFrame or sequence of str, default=None
+            Extra texts, such as Kaggle's test.csv: the student learns this
+            ensemble's predictions on them. Their labels, if any, are never read.
+        unlabeled_text : str, default=None
+            The column of ``unlabeled`` holding the texts, when it is not the
+            one this ensemble reads.
+        text : str or list of str, default=None
+            Column(s) the student reads (several are joined by spaces); when
+            None, every column this ensemble's members read.
+        temperature : float, default=1.0
+            Targets are raised to ``1 / temperature`` and renormalised: below
+            1 sharpens them, above 1 flattens them. 1 keeps the out-of-fold
+            probabilities as they are (measured best in benchmarks/results/distill.md).
+        label_weight : float, default=0.0
+            Mix the true one-hot labels into the training rows' targets with
+            this weight.
+        cv : int or None, default=None
+            Also estimate the student's scores on held-out rows: K more fits,
+            each on the other folds' targets (the unlabeled rows in every
+            fold), scored against the true labels. Kept in ``scores_`` beside
+            the teacher's out-of-fold scores. None or 0 skips it.
+
+        Returns
+        -------
+        Ensemble
+            Fitted, with one member named ``"student"`` and a ``mean``
+            combiner; ``distilled_from_`` describes the teacher, and is saved
+            in the manifest.
+
+        Examples
+        --------
+        >>> from engine import Ensemble
+        >>> from engine.testing import make_text_dataset
+        >>> texts, y = make_text_dataset(n_classes=2, n_per_class=20)
+        >>> teacher = Ensemble({"nb": "tfidf-nb", "lr": "tfidf-lr"}, combiner="stacking",
+        ...                    cv=3, random_state=0).fit(texts, y)
+        >>> student = teacher.distill("tfidf-lr", unlabeled=["smoke and fire", "pizza night"])
+        >>> list(student.members_), student.predict(["flood water"]).tolist()
+        (['student'], [1])
+        """
+        from engine.distill import distill
+
+        return distill(self, student, X=X, y=y, unlabeled=unlabeled,
+                       unlabeled_text=unlabeled_text, text=text, temperature=temperature,
+                       label_weight=label_weight, cv=cv)
+
     # -- the model directory -----------------------------------------------------
 
     def _parts(self) -> ModelParts:
@@ -531,6 +606,8 @@ class Ensemble(ClassifierMixin, BaseEstimator):
             oof=self.oof_, y_codes=self.y_codes_, oof_features=self.oof_features_,
             training=self.training_, combiner=self.combiner_, scores=self.scores_,
             threshold=getattr(self, "threshold_", None),
+            oof_proba=getattr(self, "oof_proba_", None),
+            distilled_from=getattr(self, "distilled_from_", None),
             settings={k: v for k, v in self.get_params(deep=False).items()
                       if k not in ("members", "combiner")})
 
@@ -544,8 +621,12 @@ class Ensemble(ClassifierMixin, BaseEstimator):
         if parts.combiner is not None:
             self.combiner_, self.scores_ = parts.combiner, parts.scores
             self.threshold_ = parts.threshold
+            if parts.oof_proba is not None:
+                self.oof_proba_ = parts.oof_proba
         if parts.manifest is not None:
             self.manifest_ = parts.manifest
+            if parts.manifest.get("distilled_from"):
+                self.distilled_from_ = parts.manifest["distilled_from"]
         return self
 
     # -- prediction ----------------------------------------------------------------
@@ -712,6 +793,9 @@ def load_ensemble(path: str | Path, trusted: Iterable[str] = (), *, verify_with:
                             **parts.settings)._restore(parts)
         _check_restored(ensemble)
     ensemble.signer_ = parts.signer
+    # what a student distilled from this model records as its teacher (read within bounds)
+    ensemble.manifest_sha256_ = hashlib.sha256(read_bytes(path / MANIFEST, MAX_JSON_BYTES)
+                                               ).hexdigest()
     return ensemble
 
 
@@ -733,6 +817,16 @@ def _check_restored(ensemble: Ensemble) -> None:
         raise ModelDirectoryError(f"oof.npz holds arrays of shapes {oof.shape} and "
                                   f"{codes.shape} for {n_members} members and {n_classes} "
                                   f"classes; the model directory is inconsistent")
+    combined = getattr(ensemble, "oof_proba_", None)
+    if combined is not None and (combined.shape != (oof.shape[1], n_classes)
+                                 or not np.issubdtype(combined.dtype, np.floating)
+                                 or not np.isfinite(combined).all()
+                                 or (combined.size and not 0 <= combined.min() <= combined.max()
+                                     <= 1)):
+        raise ModelDirectoryError(f"oof.npz holds combined out-of-fold probabilities of shape "
+                                  f"{combined.shape} for {oof.shape[1]} rows and {n_classes} "
+                                  f"classes, or values outside [0, 1]; the model directory is "
+                                  f"inconsistent")
     for name, member in ensemble.members_.items():
         if getattr(member, "n_classes_", n_classes) != n_classes:
             raise ModelDirectoryError(f"member '{name}' predicts {member.n_classes_!r} classes, "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -14,6 +14,7 @@ from engine import registry
 from engine.data import as_python, numeric_columns
 from engine.errors import DataError, EnsembleError
 from engine.metrics import SCORE_COLUMNS, classification_scores
+from engine.oof import has_oof, require_oof
 
 
 def encode_known(classes: np.ndarray, y: Any) -> np.ndarray:
@@ -36,6 +37,8 @@ def _own_label(ensemble: Any) -> str:
 
 def _alternatives(ensemble: Any, combiners: Sequence[str] | None) -> dict[str, Any]:
     """Fitted ensembles for each other combiner, sharing the members (no refitting)."""
+    if not has_oof(ensemble):  # a distilled student: nothing to recombine
+        return {}
     names = list(registry.get_registry().combiners()) if combiners is None else list(combiners)
     own = ensemble.combiner_.name
     result = {}
@@ -125,6 +128,40 @@ def score_models(ensemble: Any, X: Any, y: Any, combiners: Sequence[str] | None 
     return _finish(rows, ensemble), outputs
 
 
+def side_by_side(models: Mapping[str, Any], X: Any, y: Any,
+                 megabytes: Mapping[str, float] | None = None) -> pd.DataFrame:
+    """Whole models on the same labelled rows: a teacher beside its student, say.
+
+    Parameters
+    ----------
+    models : dict of str to Ensemble
+        Fitted models with the same classes, by the name to show.
+    X, y : labelled data
+    megabytes : dict of str to float, default=None
+        Each model's size on disk, when known (a saved model directory).
+
+    Returns
+    -------
+    DataFrame
+        One row per model: ``kind`` ("distilled" for a student), scores,
+        ``rows_per_s`` predicting X in this process, ``mb``; best first.
+    """
+    rows, extra = [], {}
+    for name, model in models.items():
+        codes = encode_known(model.classes_, y)
+        start = time.perf_counter()
+        pred, proba = model.predict_with_proba(X)
+        seconds = time.perf_counter() - start
+        rows.append({"model": name,
+                     "kind": "distilled" if getattr(model, "distilled_from_", None)
+                     else "ensemble",
+                     **classification_scores(codes, proba, encode_known(model.classes_, pred))})
+        extra[name] = {"rows_per_s": len(codes) / max(seconds, 1e-9),
+                       "mb": (megabytes or {}).get(name)}
+    table = _finish(rows, next(iter(models.values())))
+    return table.join(pd.DataFrame.from_dict(extra, orient="index"))
+
+
 def oof_leaderboard(ensemble: Any, combiners: Sequence[str] | None = None) -> pd.DataFrame:
     """The leaderboard from the stored out-of-fold probabilities of the training rows.
 
@@ -142,6 +179,8 @@ def oof_scores(ensemble: Any, combiners: Sequence[str] | None = None, prediction
     probabilities; with ``predictions`` they are computed again (the combiner
     refitted on the stored member probabilities, no member refitted).
     """
+    require_oof(ensemble, "score it out of fold", "score it on labelled data instead "
+                "(leaderboard(X, y); CLI: ensemble evaluate MODEL LABELLED.csv)")
     rows, outputs = [], {}
     for i, name in enumerate(ensemble.members_):
         outputs[name] = (np.argmax(ensemble.oof_[i], axis=1), ensemble.oof_[i])

@@ -38,6 +38,18 @@ class ModelPluginProtocol(Protocol):
     the parameters worth tuning and their ranges; ``params`` are the
     member's fixed parameters, for a space that depends on them.
     ``ensemble tune`` searches it; a plugin without one is left as configured.
+
+    Optional: ``fit_soft(X, P)``, learning class *probabilities* instead of
+    labels (distillation, :meth:`engine.Ensemble.distill`). P is a float
+    array (n, K) whose rows sum to 1; column k is class k. It fits the
+    same model ``fit`` does, minimising cross-entropy against P rather than
+    against one-hot labels, so ``fit_soft(X, one_hot(y))`` learns what
+    ``fit(X, y)`` learns. A separate method, not ``fit(X, y,
+    sample_weight=)`` with one weighted row per class: a network learns P
+    in one pass over n rows where weighted copies would cost K passes, and
+    a plugin says plainly whether it can learn probabilities at all. One
+    without it is given the most probable class as a hard label, with a
+    warning. Weight-based learners can use :func:`soft_rows`.
     """
 
     name: ClassVar[str]
@@ -160,6 +172,13 @@ class ModelPlugin(BaseEstimator):
         self.n_classes_ = int(codes.max()) + 1
         return texts, codes.astype(np.int64)
 
+    def _validate_fit_soft(self, X: Sequence[str], P: Any) -> tuple[list[str], np.ndarray]:
+        """Texts and class probabilities for ``fit_soft``; sets ``n_classes_`` to P's width."""
+        texts = as_text_list(X)
+        P = check_soft_targets(P, len(texts))
+        self.n_classes_ = P.shape[1]
+        return texts, P
+
     def _check_params(self) -> None:
         """ConfigError for the first parameter that breaks the class's ``_constraints``."""
         validate_params(self, self._constraints)
@@ -197,3 +216,48 @@ def proba_by_code(estimator: Any, features: Any, n_classes: int) -> np.ndarray:
     if len(features):
         proba[:, estimator.classes_] = estimator.predict_proba(features)
     return proba
+
+
+def check_soft_targets(P: Any, n_rows: int) -> np.ndarray:
+    """``P`` as float64 class probabilities of shape (n_rows, K >= 2), rows renormalised.
+
+    Raises a one-line DataError for anything else (NaN, negative, rows of zeros).
+    """
+    try:
+        P = np.asarray(P, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise DataError("soft targets must be a numeric array of shape (n_rows, n_classes)"
+                        ) from None
+    if P.ndim != 2 or P.shape[0] != n_rows or P.shape[1] < 2:
+        raise DataError(f"soft targets must have shape ({n_rows}, n_classes >= 2), one row of "
+                        f"class probabilities per text; got {P.shape}")
+    if n_rows == 0:
+        raise DataError("cannot fit on empty data; pass at least one text")
+    sums = P.sum(axis=1) if np.isfinite(P).all() else np.zeros(n_rows)
+    if (P < 0).any() or not (sums > 0).all():
+        raise DataError("soft targets must be finite, non-negative class probabilities with "
+                        "a positive sum in every row")
+    return P / sums[:, None]
+
+
+def soft_rows(targets: np.ndarray, min_weight: float = 1e-6
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One weighted row per (text, class) for learners that take ``sample_weight``.
+
+    Cross-entropy against ``targets`` (n, K) equals the weighted log-loss of these rows, so
+    a logistic regression (or Naive Bayes' weighted counts) fitted on them
+    learns the probabilities. Classes below ``min_weight`` are left out.
+
+    Returns
+    -------
+    (rows, codes, weights)
+        Indices into the texts, the class code of each copy, and its weight.
+
+    Examples
+    --------
+    >>> rows, codes, weights = soft_rows(np.array([[0.75, 0.25], [0.0, 1.0]]))
+    >>> rows.tolist(), codes.tolist(), weights.tolist()
+    ([0, 0, 1], [0, 1, 1], [0.75, 0.25, 1.0])
+    """
+    rows, codes = np.nonzero(targets >= min_weight)
+    return rows, codes.astype(np.int64), targets[rows, codes]

@@ -86,7 +86,10 @@ def check_plugin(cls: type, params: dict[str, Any] | None = None,
     string in its saved JSON files replaced by an import string is never
     imported by load, predict or a refit of the clone; an optional
     ``search_space()`` names only constructor parameters, with ranges of
-    Float, Int or Categorical whose ends (and every choice) the plugin accepts.
+    Float, Int or Categorical whose ends (and every choice) the plugin accepts;
+    an optional ``fit_soft(X, P)`` is less confident on targets of 0.6 for
+    the true class than ``fit`` on the labels, still predicts that class,
+    saves and loads, and refuses P of the wrong shape.
     """
     params = dict(params or {})
     _check(isinstance(getattr(cls, "name", None), str) and bool(cls.name), cls,
@@ -130,10 +133,38 @@ def check_plugin(cls: type, params: dict[str, Any] | None = None,
         again = clone(model).fit(X, y) if hasattr(model, "get_params") else cls(**params).fit(X, y)
         _check(np.array_equal(np.asarray(again.predict_proba(X)), reference), cls,
                "two fits with the same params and random_state must give identical probabilities")
+        if hasattr(cls, "fit_soft"):
+            _check_fit_soft(cls, params, X, y, reference, trusted)
 
     X, y = make_text_dataset(2, seed=seed)
     _check(_raises(lambda: cls(**params).fit(X, y[:-3])) is not None, cls,
            "fit with X and y of different lengths must raise")
+
+
+def _check_fit_soft(cls: type, params: dict[str, Any], X: list[str], y: np.ndarray,
+                    sure: np.ndarray, trusted: Sequence[str]) -> None:
+    """The optional ``fit_soft(X, P)`` learns class probabilities, not just labels.
+
+    ``sure`` is what ``fit(X, y)`` predicts on X; one more fit, on the same
+    labels held with 60% confidence, must be less sure (a plugin that took
+    the most probable class would be as sure).
+    """
+    k = sure.shape[1]
+    soft = np.where(np.eye(k)[y] == 1, 0.6, 0.4 / (k - 1))
+    _check(_raises(lambda: cls(**params).fit_soft(X, soft[:-3])) is not None, cls,
+           "fit_soft with fewer rows of P than texts must raise")
+    learner = cls(**params)
+    _check(learner.fit_soft(X, soft) is learner, cls, "fit_soft must return self")
+    unsure = np.asarray(learner.predict_proba(X))
+    _check(unsure.shape == (len(X), k) and np.allclose(unsure.sum(axis=1), 1, atol=1e-5), cls,
+           f"after fit_soft, predict_proba must return rows of {k} probabilities summing to 1")
+    _check(float(np.mean(unsure.argmax(axis=1) == y)) > 1.5 / k, cls,
+           "fit_soft on targets that favour the true class must still predict it")
+    _check(unsure.max(axis=1).mean() < sure.max(axis=1).mean() - 0.02, cls,
+           f"fit_soft must learn the probabilities: targets of 0.6 for the true class gave "
+           f"predictions as confident ({unsure.max(axis=1).mean():.2f}) as the labels "
+           f"({sure.max(axis=1).mean():.2f})")
+    _check_save_load(cls, learner, X, unsure, trusted, attack=False)
 
 
 def _check_search_space(cls: type, params: dict[str, Any], got: dict[str, Any]) -> None:

@@ -69,7 +69,9 @@ def fit_config(config: Config, output: str | Path | None = None,
     frame = read_labelled(config.data.train, config.data, _member_columns(config))
     ensemble.fit(frame, frame[config.data.label])
     path = Path(output) if output else MODELS_DIR / config.name
-    settings = data_settings(config.data, frame.columns)
+    # where the training rows are, for `ensemble distill` (used only if their hash matches)
+    settings = {**data_settings(config.data, frame.columns),
+                "train": str(Path(config.data.train).resolve())}
     if config.source is not None and len(config.source) < 60_000:  # to refit or edit later
         settings["config"] = config.source
     ensemble.save(path, settings)
@@ -114,9 +116,14 @@ def holdout_table(config: Config, **overrides: Any
 
 def run_demo(config: Config, output: str | Path | None = None,
              submission: str | Path = "submission.csv", report: str | Path | None = None,
-             predictions: str | Path = "predictions.csv", **overrides: Any) -> dict[str, Any]:
+             predictions: str | Path = "predictions.csv", distill: bool = False,
+             **overrides: Any) -> dict[str, Any]:
     """The demo: holdout table and report, refit on all rows, save, then a Kaggle submission
     (with ``[data] test`` and ``sample_submission``) or predictions (``test`` alone).
+
+    With ``distill``, a student (:meth:`Ensemble.distill`, the test file as unlabeled
+    texts) joins the holdout table, and one distilled from the refitted model is saved
+    beside it as ``<model>-student``.
 
     The report evaluates the ensemble fitted on the training split on the
     validation rows, so its numbers are honest; the saved model is refitted on all rows.
@@ -125,15 +132,29 @@ def run_demo(config: Config, output: str | Path | None = None,
 
     start = time.perf_counter()
     table, holdout, valid = holdout_table(config, **overrides)
+    unlabeled = read_table(config.data.test) if config.data.test is not None else None
+    row = None
+    if distill:  # the student learns the holdout ensemble, so its row is honest too
+        student = holdout.distill(unlabeled=unlabeled)
+        row = evaluate(student, valid, valid[config.data.label]).loc[["student"]]
+        row.index = [f"student ({student.members_['student'].name}, distilled)"]
+        row = row.assign(kind="distilled")
+        attrs = table.attrs
+        table = pd.concat([table, row])
+        table.attrs.update(attrs)
     result: dict[str, Any] = {"table": table, "submission": None, "report": None,
                               "predictions": None}
     if report is not None:
         result["report"] = write_report(
             holdout, valid, valid[config.data.label], report, title=f"{config.name}: validation",
             source=f"{len(valid)} validation rows of {config.data.train.name} "
-                   f"(trained on {table.attrs['n_train']})")
+                   f"(trained on {table.attrs['n_train']})", extra_rows=row)
     ensemble, path = fit_config(config, output, **overrides)
     result["model"] = path
+    if distill:
+        result["student"] = path.with_name(f"{path.name}-student")
+        student = ensemble.distill(unlabeled=unlabeled)
+        student.save(result["student"], {**data_settings(config.data), "text": student.text})
     if config.data.test is not None and config.data.sample_submission is not None:
         test = read_table(config.data.test)
         sample = read_table(config.data.sample_submission)
@@ -148,3 +169,87 @@ def run_demo(config: Config, output: str | Path | None = None,
         result["predictions"] = Path(predictions)
     result["seconds"] = time.perf_counter() - start
     return result
+
+
+def _training_file(teacher: Ensemble, data: str | Path | None) -> Path:
+    """The teacher's training CSV: ``data``, else the file its fit recorded (checked by hash
+    before any use, so a manifest naming another file gains nothing)."""
+    from engine.errors import ConfigError
+
+    recorded = (getattr(teacher, "manifest_", None) or {}).get("data", {}).get("train")
+    path = Path(data) if data is not None else Path(recorded) if isinstance(recorded, str) \
+        else None
+    if path is None or not path.is_file():
+        where = f"{path} is not a file; " if path is not None else ""
+        raise ConfigError(f"{where}pass the teacher's training CSV with --data TRAIN.csv "
+                          f"(distillation learns its out-of-fold probabilities of those rows)")
+    return path
+
+
+def rows_per_second(model: Ensemble, frame: Any, repeat: int = 3) -> float:
+    """In-process prediction speed on ``frame``: best of ``repeat`` passes after a warm-up."""
+    model.predict_proba(frame[:32] if isinstance(frame, list) else frame.head(32))
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        model.predict_proba(frame)
+        best = min(best, time.perf_counter() - start)
+    return len(frame) / best
+
+
+def distill_model(model: str | Path, output: str | Path, *, student: Any,
+                  data: str | Path | None = None, label: str | None = None,
+                  unlabeled: str | Path | None = None, unlabeled_text: str | None = None,
+                  valid: str | Path | None = None, cv: int = 5, trusted: tuple = (),
+                  **settings: Any) -> dict[str, Any]:
+    """Distil the saved ensemble ``model`` into ``output`` (``ensemble distill``).
+
+    Returns the teacher's and the student's accuracy (on ``valid`` when
+    given, else out of fold and cross-validated), rows/s measured in this
+    run on the same texts, and their sizes on disk.
+    """
+    from engine.ensemble import load_ensemble
+    from engine.evaluation import encode_known
+    from engine.io.model_dir import read_manifest
+    from engine.metrics import classification_scores
+
+    teacher = load_ensemble(model, trusted)
+    saved = teacher.manifest_.get("data", {})
+    train_path = _training_file(teacher, data)
+    label = label or saved.get("label")
+    frame = read_table(train_path)
+    require_columns(frame, [label] if label else [], train_path.name)
+    extra = None
+    if unlabeled is not None:
+        extra = read_table(unlabeled)
+        if len(extra) == 0:
+            from engine.errors import DataError
+
+            raise DataError(f"{Path(unlabeled).name} has no rows; pass a CSV of texts to "
+                            f"label, or leave out --unlabeled")
+    result = teacher.distill(student, X=frame, y=frame[label], unlabeled=extra,
+                             unlabeled_text=unlabeled_text, cv=None if valid else cv,
+                             **settings)
+    result.save(output, {**saved, "text": result.text, "train": None})
+    summary: dict[str, Any] = {"student": result.distilled_from_["student"]["plugin"],
+                               "output": Path(output)}
+    timing = read_table(valid) if valid is not None else (extra if extra is not None
+                                                          else frame).head(2000)
+    for who, ensemble, path in (("teacher", teacher, Path(model)), ("student", result,
+                                                                      Path(output))):
+        summary[f"{who}_rows_s"] = rows_per_second(ensemble, timing)
+        summary[f"{who}_mb"] = sum(f.stat().st_size for f in path.rglob("*")
+                                   if f.is_file()) / 1e6
+        if valid is not None:
+            require_columns(timing, [label], Path(valid).name)
+            codes = encode_known(teacher.classes_, timing[label])
+            pred, proba = ensemble.predict_with_proba(timing)
+            summary[f"{who}_scores"] = classification_scores(
+                codes, proba, encode_known(teacher.classes_, pred))
+    if valid is None:
+        summary["teacher_scores"] = teacher.scores_["ensemble"]
+        summary["student_scores"] = result.scores_.get("student (cross-validated)")
+    summary["where"] = f"on {Path(valid).name}" if valid is not None else \
+        "out of fold / cross-validated"
+    read_manifest(output)  # written and readable
+    return summary

@@ -167,7 +167,7 @@ class KerasText(ModelPlugin):
 
     # -- model -------------------------------------------------------------------
 
-    def _build(self, texts: list[str], n_classes: int) -> Any:
+    def _build(self, texts: list[str], n_classes: int, soft: bool = False) -> Any:
         tf = import_tensorflow()
         import keras
         from keras import layers
@@ -205,7 +205,8 @@ class KerasText(ModelPlugin):
                                           "config": {"learning_rate": self.learning_rate}})
         model.compile(optimizer=optimizer,
                       loss="binary_crossentropy" if binary else
-                      "sparse_categorical_crossentropy", metrics=["accuracy"])
+                      "categorical_crossentropy" if soft else "sparse_categorical_crossentropy",
+                      metrics=[] if soft else ["accuracy"])
         return model
 
     def _body(self, layers: Any, x: Any) -> Any:
@@ -225,33 +226,48 @@ class KerasText(ModelPlugin):
         x = layers.Conv1D(self.filters, self.kernel_size, activation="relu", padding=padding)(x)
         return layers.GlobalMaxPooling1D()(x)
 
-    def _class_weight(self, codes: np.ndarray) -> dict[int, float] | None:
+    def _sample_weight(self, codes: np.ndarray) -> np.ndarray | None:
+        """Each row's class weight (by its label, or its most probable class when soft)."""
         if self.class_weight == "balanced":
             counts = np.bincount(codes, minlength=self.n_classes_)
-            return {k: len(codes) / (self.n_classes_ * c) for k, c in enumerate(counts) if c}
-        if isinstance(self.class_weight, dict):
-            return {int(k): float(v) for k, v in self.class_weight.items()}
-        return None
+            weights = {k: len(codes) / (self.n_classes_ * c) for k, c in enumerate(counts) if c}
+        elif isinstance(self.class_weight, dict):
+            weights = {int(k): float(v) for k, v in self.class_weight.items()}
+        else:
+            return None
+        return np.array([weights.get(int(c), 1.0) for c in codes], dtype="float32")
 
     # -- protocol ----------------------------------------------------------------
 
     def fit(self, X: Sequence[str], y: np.ndarray) -> KerasText:
         self._check_params()
         texts, codes = self._validate_fit(X, y)
+        return self._train(texts, codes.astype("float32" if self.n_classes_ == 2 else "int64"),
+                           codes)
+
+    def fit_soft(self, X: Sequence[str], P: np.ndarray) -> KerasText:
+        """Learn class probabilities P (n, K): cross-entropy against P, not one-hot labels."""
+        self._check_params()
+        texts, targets = self._validate_fit_soft(X, P)
+        target = targets[:, 1] if self.n_classes_ == 2 else targets
+        return self._train(texts, target.astype("float32"), targets.argmax(axis=1), soft=True)
+
+    def _train(self, texts: list[str], target: np.ndarray, codes: np.ndarray,
+               soft: bool = False) -> KerasText:
+        """Build and fit the network on ``target`` (class weights follow ``codes``)."""
         tf = import_tensorflow()
         import keras
 
         seed_keras(self.random_state)
-        model = self._build(texts, self.n_classes_)
+        model = self._build(texts, self.n_classes_, soft)
         callbacks = []
         if self.early_stopping:
             callbacks.append(keras.callbacks.EarlyStopping(
                 monitor="val_loss", patience=self.patience, restore_best_weights=True))
-        target = codes.astype("float32" if self.n_classes_ == 2 else "int64")
         history = model.fit(
             tf.constant(texts, dtype=tf.string)[:, None], target, epochs=self.epochs,
             batch_size=self.batch_size, validation_split=self.validation_split or 0.0,
-            class_weight=self._class_weight(codes), callbacks=callbacks, verbose=self.verbose)
+            sample_weight=self._sample_weight(codes), callbacks=callbacks, verbose=self.verbose)
         self.model_ = model
         self.history_ = {k: [float(v) for v in values] for k, values in history.history.items()}
         return self

@@ -17,7 +17,7 @@ from engine.features import FeatureCache, fill_on_predict
 from engine.io.keras_files import check_keras_archive
 from engine.io.state import load_state, save_state
 from engine.io.trust import refuse_stored
-from engine.protocol import POSITIVE_INT, proba_by_code, proba_from_output
+from engine.protocol import POSITIVE_INT, proba_by_code, proba_from_output, soft_rows
 from engine.registry import get_registry
 from engine.search_space import Float, Int
 from plugins._tensorflow import import_tensorflow, seed_keras
@@ -113,14 +113,29 @@ class SentenceEncoderClassifier(ModelPlugin):
     def fit(self, X: Sequence[str], y: np.ndarray) -> SentenceEncoderClassifier:
         self._check_params()
         texts, codes = self._validate_fit(X, y)
+        return self._fit_head(texts, codes)
+
+    def fit_soft(self, X: Sequence[str], P: np.ndarray) -> SentenceEncoderClassifier:
+        """Learn class probabilities P (n, K): weighted rows for the logistic head,
+        cross-entropy against P for the dense one; each text is embedded once."""
+        self._check_params()
+        texts, targets = self._validate_fit_soft(X, P)
+        return self._fit_head(texts, targets)
+
+    def _fit_head(self, texts: list[str], targets: np.ndarray) -> SentenceEncoderClassifier:
+        """Embed the texts and fit the head on class codes (1-d) or probabilities (2-d)."""
         encoder = self.encoder()
         encoder.check_available()
         features = self._embed(texts)
         if self.head == "logistic":
-            self.head_ = LogisticRegression(C=self.C, max_iter=2000,
-                                            random_state=self.random_state).fit(features, codes)
+            head = LogisticRegression(C=self.C, max_iter=2000, random_state=self.random_state)
+            if targets.ndim == 1:
+                self.head_ = head.fit(features, targets)
+            else:
+                rows, codes, weights = soft_rows(targets)
+                self.head_ = head.fit(features[rows], codes, sample_weight=weights)
         else:
-            self.head_ = _fit_dense_head(features, codes, self.n_classes_, self)
+            self.head_ = _fit_dense_head(features, targets, self.n_classes_, self)
         self.encoder_identity_ = encoder.identity
         return self
 
@@ -159,8 +174,9 @@ class SentenceEncoderClassifier(ModelPlugin):
         return self
 
 
-def _fit_dense_head(features: np.ndarray, codes: np.ndarray, n_classes: int,
+def _fit_dense_head(features: np.ndarray, targets: np.ndarray, n_classes: int,
                     params: SentenceEncoderClassifier) -> Any:
+    """A dense head trained on class codes (1-d) or class probabilities (2-d)."""
     import_tensorflow()
     import keras
 
@@ -172,9 +188,15 @@ def _fit_dense_head(features: np.ndarray, codes: np.ndarray, n_classes: int,
         keras.layers.Dense(1 if binary else n_classes, activation="sigmoid" if binary else
                            "softmax"),
     ])
+    soft = targets.ndim == 2
+    if soft:
+        targets = (targets[:, 1] if binary else targets).astype("float32")
+    else:
+        targets = targets.astype("float32" if binary else "int64")
     model.compile(optimizer=keras.optimizers.Adam(params.learning_rate),
-                  loss="binary_crossentropy" if binary else "sparse_categorical_crossentropy")
-    model.fit(features, codes.astype("float32" if binary else "int64"), epochs=params.epochs,
+                  loss="binary_crossentropy" if binary else
+                  "categorical_crossentropy" if soft else "sparse_categorical_crossentropy")
+    model.fit(features, targets, epochs=params.epochs,
               batch_size=params.batch_size, verbose=0, shuffle=True)
     return model
 

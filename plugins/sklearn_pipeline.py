@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 from sklearn.base import clone, is_classifier
+from sklearn.pipeline import Pipeline
+from sklearn.utils.validation import has_fit_parameter
 
 from engine import ModelPlugin, hookimpl
 from engine.errors import ConfigError
 from engine.importing import build_estimator
-from engine.protocol import proba_by_code
+from engine.protocol import proba_by_code, soft_rows
 from engine.seeding import seeded
 
 
@@ -68,6 +71,31 @@ class SklearnPipeline(ModelPlugin):
         # Subclasses without a random_state parameter (tfidf-nb) have nothing to seed.
         pipeline = seeded(self._make_pipeline(), getattr(self, "random_state", None), deep=True)
         self.pipeline_ = pipeline.fit(texts, codes)
+        return self
+
+    def fit_soft(self, X: Sequence[str], P: np.ndarray) -> SklearnPipeline:
+        """Learn class probabilities P (n, K): one weighted row per text and class.
+
+        The feature steps of a Pipeline are fitted on each text once (copies
+        would change document frequencies); only the classifier sees the
+        weighted copies, through ``sample_weight``. A classifier that takes
+        no weights is fitted on the most probable class, with a warning.
+        """
+        texts, targets = self._validate_fit_soft(X, P)
+        pipeline = seeded(self._make_pipeline(), getattr(self, "random_state", None), deep=True)
+        *steps, (_, classifier) = pipeline.steps if isinstance(pipeline, Pipeline) else \
+            [("", pipeline)]
+        if not has_fit_parameter(classifier, "sample_weight"):
+            warnings.warn(f"{type(classifier).__name__} takes no sample_weight, so this "
+                          f"'{self.name}' member learns the most probable class, not the "
+                          f"probabilities", stacklevel=2)
+            self.pipeline_ = pipeline.fit(texts, targets.argmax(axis=1))
+            return self
+        rows, codes, weights = soft_rows(targets)
+        features = Pipeline(steps).fit_transform(texts) if steps else texts
+        features = features[rows] if hasattr(features, "shape") else [features[i] for i in rows]
+        classifier.fit(features, codes, sample_weight=weights)
+        self.pipeline_ = pipeline
         return self
 
     def predict_proba(self, X: Sequence[str]) -> np.ndarray:

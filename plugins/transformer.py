@@ -427,6 +427,18 @@ class Transformer(ModelPlugin):
         texts, codes = self._validate_fit(X, y)
         if self.n_classes_ < 2:
             raise DataError("the transformer needs at least two classes in y")
+        return self._fine_tune(texts, codes, codes)
+
+    def fit_soft(self, X: Sequence[str], P: np.ndarray) -> Transformer:
+        """Fine-tune on class probabilities P (n, K): cross-entropy against P."""
+        self._check_params()
+        texts, targets = self._validate_fit_soft(X, P)
+        return self._fine_tune(texts, targets.astype(np.float32), targets.argmax(axis=1))
+
+    def _fine_tune(self, texts: list[str], targets: np.ndarray, codes: np.ndarray
+                   ) -> Transformer:
+        """Fine-tune on class codes (1-d) or probabilities (2-d); ``codes`` stratify the
+        early-stopping split."""
         tf = import_tensorflow()
         import keras
 
@@ -470,6 +482,11 @@ class Transformer(ModelPlugin):
                 return self._token_inputs([ids[i] for i in rows], names)
             spec = {name: tf.TensorSpec((None, None), tf.int32) for name in names}
 
+        soft = targets.ndim == 2
+        if not soft:
+            targets = targets.astype(np.int32)
+        target_spec = tf.TensorSpec((None, self.n_classes_) if soft else (None,),
+                                    tf.float32 if soft else tf.int32)
         train_rows, valid_rows = self._split(codes)
         rng = np.random.default_rng(self.random_state)
         lengths = np.array([len(x) for x in ids])
@@ -479,10 +496,10 @@ class Transformer(ModelPlugin):
                 batches = length_batches(lengths[rows], self.batch_size,
                                          rng if shuffle else None)
                 for b in batches:
-                    yield make_batch(rows[b]), codes[rows[b]].astype(np.int32)
+                    yield make_batch(rows[b]), targets[rows[b]]
             n_batches = math.ceil(len(rows) / self.batch_size)
             return tf.data.Dataset.from_generator(
-                generate, output_signature=(spec, tf.TensorSpec((None,), tf.int32))
+                generate, output_signature=(spec, target_spec)
             ).apply(tf.data.experimental.assert_cardinality(n_batches)).prefetch(2)
 
         steps = math.ceil(len(train_rows) / self.batch_size) * self.epochs
@@ -491,8 +508,10 @@ class Transformer(ModelPlugin):
                                                   int(steps * self.warmup), steps),
             weight_decay=float(self.weight_decay))
         optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta", "norm"])
-        trainer.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(),
-                        metrics=["accuracy"])
+        loss = keras.losses.CategoricalCrossentropy() if soft else \
+            keras.losses.SparseCategoricalCrossentropy()
+        trainer.compile(optimizer=optimizer, loss=loss,
+                        metrics=["categorical_accuracy" if soft else "accuracy"])
         callbacks = []
         if len(valid_rows):
             callbacks.append(keras.callbacks.EarlyStopping(

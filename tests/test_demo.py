@@ -1,5 +1,6 @@
 """The README's demo: the default ensemble beats the tutorial's baseline on the reference split."""
 
+import json
 import os
 import subprocess
 import sys
@@ -50,7 +51,7 @@ def test_demo_command_runs_from_the_console_script(tmp_path):
     (tmp_path / "small.toml").write_text(small.replace('"examples/', f'"{ROOT}/examples/'))
     result = subprocess.run([str(Path(sys.executable).with_name("ensemble")), "demo", "--config",
                              str(tmp_path / "small.toml"), "-o", str(tmp_path / "m"),
-                             "--submission", str(tmp_path / "s.csv")],
+                             "--submission", str(tmp_path / "s.csv"), "--distill"],
                             cwd=tmp_path, capture_output=True, text=True, stdin=subprocess.DEVNULL)
     assert result.returncode == 0, result.stderr
     assert "ensemble (stacking)" in result.stdout and "79.27" in result.stdout
@@ -58,3 +59,8 @@ def test_demo_command_runs_from_the_console_script(tmp_path):
     validate_submission(pd.read_csv(tmp_path / "s.csv"),
                         pd.read_csv(DATA / "sample_submission.csv"))
     assert "wrote report.html" in result.stdout and (tmp_path / "report.html").is_file()
+    # --distill: the student's validation row joins the leaderboard; it is saved beside
+    assert "student (tfidf-lr, distilled)" in result.stdout
+    assert "student (tfidf-lr, distilled)" in (tmp_path / "report.html").read_text()
+    student = json.loads((tmp_path / "m-student" / "manifest.json").read_text())
+    assert student["distilled_from"]["unlabeled"]["n_rows"] == 3263

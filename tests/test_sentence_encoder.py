@@ -47,7 +47,7 @@ def counting_encoder():
         get_registry().unregister(name=name)
 
 
-@pytest.mark.parametrize("params", [{}, {"head": "dense", "epochs": 3}])
+@pytest.mark.parametrize("params", [{}, {"head": "dense", "epochs": 10}])
 def test_bundled_use_member_passes_the_kit(params):
     check_plugin(USEMember, params=params)
 

@@ -44,7 +44,28 @@ class ForgetfulSave(TfidfNB):
         return cls().fit(["alpha beta", "gamma delta"], np.array([0, 1]))
 
 
+class ArgmaxSoft(TfidfNB):
+    """Claims fit_soft but learns the most probable class: what distillation must not get."""
+
+    name = "argmax-soft"
+
+    def fit_soft(self, X, P):
+        return self.fit(X, np.asarray(P).argmax(axis=1))
+
+
+class LooseSoft(TfidfNB):
+    """Accepts soft targets of any length."""
+
+    name = "loose-soft"
+
+    def fit_soft(self, X, P):
+        P = np.asarray(P)
+        return super().fit_soft(X[:len(P)], P)
+
+
 @pytest.mark.parametrize("cls, message", [
+    (ArgmaxSoft, "fit_soft must learn the probabilities"),
+    (LooseSoft, "fewer rows of P than texts must raise"),
     (SwappedColumns, "column k"),
     (Unnormalised, "sum to 1"),
     (ForgetfulSave, "exactly what the saved one did"),

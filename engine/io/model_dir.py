@@ -64,6 +64,8 @@ class ModelParts:
     combiner: Any = None
     scores: dict[str, Any] | None = None
     threshold: float | None = None
+    oof_proba: np.ndarray | None = None  # the combiner's out-of-fold output (engine.oof)
+    distilled_from: dict[str, Any] | None = None  # a student's teacher (engine.distill)
     manifest: dict[str, Any] | None = None
     signer: str | None = None  # fingerprint of the key whose signature was verified
 
@@ -77,7 +79,8 @@ def _encode_classes(classes: np.ndarray) -> dict[str, Any]:
     values = [c.item() if isinstance(c, np.generic) else c for c in classes]
     if not all(isinstance(v, (str, int, float, bool)) for v in values):
         raise ModelDirectoryError("class labels must be str, int, float or bool to be saved")
-    return {"dtype": classes.dtype.kind, "values": values}
+    kind = "O" if classes.dtype.kind in "US" else classes.dtype.kind  # numpy str labels
+    return {"dtype": kind, "values": values}
 
 
 def decode_classes(spec: dict[str, Any]) -> np.ndarray:
@@ -139,6 +142,8 @@ def _write_contents(parts: ModelParts, root: Path) -> dict[str, Any]:
     arrays = {"oof": parts.oof, "y_codes": parts.y_codes}
     if parts.oof_features is not None:
         arrays["features"] = parts.oof_features
+    if parts.oof_proba is not None:
+        arrays["combined"] = parts.oof_proba
     np.savez(root / OOF_FILE, **arrays)
     return {
         "format_version": FORMAT_VERSION,
@@ -154,6 +159,7 @@ def _write_contents(parts: ModelParts, root: Path) -> dict[str, Any]:
         "scores": parts.scores,
         # Used by predict and submit; tuned on out-of-fold probabilities when threshold is a metric.
         "threshold": parts.threshold,
+        **({"distilled_from": parts.distilled_from} if parts.distilled_from else {}),
         "files": hash_tree(root),
     }
 
@@ -255,14 +261,15 @@ def _read_model(path: Path, trusted: Iterable[str], policy: TrustPolicy) -> Mode
             members = {e["name"]: _load_part("plugin", e, path) for e in manifest["members"]}
             combiner = _load_part("combiner", manifest["combiner"], path)
             settings = mark_stored(manifest["ensemble"])
-        arrays = load_npz(inside(path, OOF_FILE), {"oof", "y_codes", "features"})
+        arrays = load_npz(inside(path, OOF_FILE), {"oof", "y_codes", "features", "combined"})
         oof, codes, features = arrays["oof"], arrays["y_codes"], arrays.get("features")
         return ModelParts(
             members=members, combiner=combiner,
             fit_seconds={e["name"]: e.get("fit_seconds", float("nan"))
                          for e in manifest["members"]},
             classes=decode_classes(manifest["classes"]), oof=oof, y_codes=codes,
-            oof_features=features, training=manifest["training"], scores=manifest["scores"],
+            oof_features=features, oof_proba=arrays.get("combined"),
+            training=manifest["training"], scores=manifest["scores"],
             threshold=manifest.get("threshold"), manifest=manifest, signer=signer,
             settings={k: (tuple(v) if isinstance(v, list) else v)
                       for k, v in settings.items()})

@@ -125,6 +125,9 @@ MANIFEST_SCHEMA = schema({
                        "type": "object", "maxProperties": 256,
                        "additionalProperties": {"type": ["number", "null"]}}},
         "threshold": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
+        # A distilled student's teacher, the unlabeled data and the settings (engine.distill).
+        "distilled_from": {"type": "object", "maxProperties": 64,
+                           "additionalProperties": {"$ref": "#/$defs/json"}},
         "files": {"type": "object", "maxProperties": 1 << 20,
                   "propertyNames": RELATIVE_PATH,
                   "additionalProperties": {"type": "string", "pattern": r"^[0-9a-f]{64}$"}},

@@ -58,7 +58,8 @@ def most_wrong(texts: list[str], y: np.ndarray, pred: np.ndarray, proba: np.ndar
 
 
 def build_report(ensemble: Any, X: Any, y: Any, title: str = "ensemble report",
-                 source: str = "", out_of_fold: bool = False) -> str:
+                 source: str = "", out_of_fold: bool = False,
+                 extra_rows: pd.DataFrame | None = None) -> str:
     """The report as one self-contained HTML string (figures embedded as PNG).
 
     Parameters
@@ -73,6 +74,9 @@ def build_report(ensemble: Any, X: Any, y: Any, title: str = "ensemble report",
         X, y are the training rows: report the stored out-of-fold predictions
         of every member and combiner instead of predicting (honest without
         held-out data; no prediction times).
+    extra_rows : DataFrame, default=None
+        More leaderboard rows scored on the same X, y, such as the demo's
+        distilled student (``kind`` "distilled"); shown in the table and charts.
 
     Returns
     -------
@@ -89,6 +93,9 @@ def build_report(ensemble: Any, X: Any, y: Any, title: str = "ensemble report",
     labels = _labels(ensemble)
     metric = "f1_positive" if len(labels) == 2 else "f1_macro"
     said = f"F1 of the positive class '{labels[1]}'" if len(labels) == 2 else "macro F1"
+    if extra_rows is not None:
+        table = pd.concat([table, extra_rows]).sort_values(metric, ascending=False,
+                                                           kind="stable")
     own = next(name for name in table.index if str(name).startswith("ensemble ("))
     pred, proba = outputs[own]
     sections = [
