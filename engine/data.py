@@ -162,6 +162,23 @@ def numeric_columns(X: Any, columns: Sequence[str] | None) -> np.ndarray | None:
     return values
 
 
+def label_column(X: Any, y: Any) -> Any:
+    """``y`` itself, or the column of the DataFrame ``X`` that ``y`` names.
+
+    Examples
+    --------
+    >>> label_column(pd.DataFrame({"text": ["a", "b"], "topic": ["x", "y"]}), "topic").tolist()
+    ['x', 'y']
+    """
+    if not isinstance(y, str):
+        return y
+    if not isinstance(X, pd.DataFrame):
+        raise DataError(f"y={y!r} names a label column, which needs X as a DataFrame; pass the "
+                        f"labels themselves, one per text")
+    require_columns(X, [y], "X", fix="; y is the labels, or the name of X's label column")
+    return X[y]
+
+
 def encode_labels(y: Any, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
     """Encode labels (str, int or bool) as codes 0..K-1 in sorted class order.
 

@@ -24,6 +24,7 @@ from engine.data import (
     class_display_names,
     data_hash,
     encode_labels,
+    label_column,
     numeric_columns,
     select_texts,
 )
@@ -380,8 +381,9 @@ class Ensemble(ClassifierMixin, BaseEstimator):
         ----------
         X : sequence of str or DataFrame
             Texts, or a DataFrame holding the ``text`` column(s).
-        y : array-like of shape (n_rows,)
-            Labels: strings, integers or booleans; two classes or more.
+        y : array-like of shape (n_rows,), or str
+            Labels: strings, integers or booleans; two classes or more. With X a
+            DataFrame, the name of its label column will do (``fit(df, "topic")``).
 
         Returns
         -------
@@ -389,6 +391,7 @@ class Ensemble(ClassifierMixin, BaseEstimator):
         """
         members = self._checked_members()
         combiner = build_combiner(self.combiner, self.random_state)
+        y = label_column(X, y)
         texts = self.member_texts(X, members)
         codes, classes = encode_labels(y, len(next(iter(texts.values()))))
         class_display_names(classes, self.class_names)  # wrong names fail before the fits

@@ -238,3 +238,16 @@ def test_demo_best_warns_up_front_without_bf16(monkeypatch, capsys):
     monkeypatch.setattr(plugins._tensorflow, "bfloat16_is_fast", lambda: True)
     assert main(["demo", "--preset", "best"]) == 2
     assert "warning" not in capsys.readouterr().err
+
+
+def test_fit_takes_the_label_column_by_name():
+    from engine import Ensemble
+    from engine.errors import DataError
+
+    frame = pd.DataFrame({"message": SPAM * 3 + HAM * 3, "kind": ["spam"] * 12 + ["ham"] * 12})
+    model = Ensemble({"nb": "tfidf-nb"}, text="message", cv=3).fit(frame, "kind")
+    assert model.classes_.tolist() == ["ham", "spam"]
+    with pytest.raises(DataError, match=r"column 'knd' not found in X \(did you mean 'kind'\?\)"):
+        Ensemble({"nb": "tfidf-nb"}, text="message", cv=3).fit(frame, "knd")
+    with pytest.raises(DataError, match="needs X as a DataFrame"):
+        Ensemble({"nb": "tfidf-nb"}, cv=3).fit(SPAM + HAM, "kind")
