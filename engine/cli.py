@@ -133,11 +133,15 @@ def _fit_config(path: str, args: argparse.Namespace):
         if not id_column and guessed_id:
             id_column = guessed_id
             say(f"guessed {said[-1]}; name another with --id COLUMN", err=True)
-    members = [m.strip() for m in args.members.split(",") if m.strip()] if args.members \
-        else DEFAULT_MEMBERS
+    members = _plugin_list(args.members) or DEFAULT_MEMBERS
     return starter_config(path, text=text, label=args.label, id_column=id_column,
                           members=members, combiner=args.combiner or DEFAULT_COMBINER,
                           test=getattr(args, "test", None))
+
+
+def _plugin_list(value: str | None) -> list[str]:
+    """``--members tfidf-nb, tfidf-lr`` as a list of names (empty when not given)."""
+    return [name.strip() for name in (value or "").split(",") if name.strip()]
 
 
 def _data_flags(p: argparse.ArgumentParser) -> None:
@@ -208,8 +212,7 @@ def cmd_init(args: argparse.Namespace) -> None:
     if not args.label:
         raise ValueError(f"name the label column: `ensemble init {args.data} --label COLUMN "
                          f"> my.toml`")
-    members = [m.strip() for m in args.members.split(",") if m.strip()] if args.members \
-        else DEFAULT_MEMBERS
+    members = _plugin_list(args.members) or DEFAULT_MEMBERS
     text, guessed = init_toml(source, args.label, args.text, args.id, members)
     sys.stdout.write(text)
     if guessed:
