@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo demo-best test bench bench-transformer bench-tune reliability install browser clean
+.PHONY: demo demo-best test test-fast docs bench bench-transformer bench-tune reliability install browser clean
 
 $(BIN)/ensemble: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -28,9 +28,17 @@ browser:
 	    echo "the browser test needs chromium: sudo apt-get install chromium"; exit 1; \
 	  fi; }
 
-test: install browser  ## create the environment, lint, run the test suite
+test: install browser  ## create the environment, lint, build the docs, run the test suite
 	$(BIN)/ruff check .
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict -q
 	$(BIN)/python -m pytest -q
+
+test-fast: install  ## lint and the tests not marked slow (a quicker loop; CI runs `make test`)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q -m "not slow"
+
+docs: install  ## serve the manual at http://127.0.0.1:8000 (docs/, mkdocs.yml)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
 
 bench: install  ## members, engine overhead, streaming at 1M rows -> benchmarks/results/ (< 20 min)
 	$(BIN)/python benchmarks/members.py
@@ -53,4 +61,4 @@ reliability: install browser  ## hostile inputs and kill -9 cycles at scale -> r
 	$(BIN)/python benchmarks/reliability.py
 
 clean:
-	rm -rf $(VENV) models/disaster-tweets submission.csv
+	rm -rf $(VENV) models/disaster-tweets submission.csv site

@@ -42,8 +42,19 @@ def reference_split() -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def machine() -> str:
-    return (f"{platform.machine()}, {os.cpu_count()} cores ({vector_units()}), "
+    return (f"{cpu_name()}, {platform.machine()}, {os.cpu_count()} cores ({vector_units()}), "
             f"Python {platform.python_version()}")
+
+
+def cpu_name() -> str:
+    """The CPU's model name as the kernel reports it (``lscpu``'s "Model name")."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
 
 
 def vector_units() -> str:

@@ -87,10 +87,81 @@ def _threshold(value: str) -> str | float | None:
         return value
 
 
+def _is_data_file(path: str, args: argparse.Namespace) -> bool:
+    """``ensemble fit DATA.csv --label COL``: a data file, not a config."""
+    from engine.config import DATA_SUFFIXES
+
+    return args.label is not None or Path(path).suffix.lower() in DATA_SUFFIXES
+
+
+def _fit_config(path: str, args: argparse.Namespace):
+    """The config to fit: the TOML file, or the config-free start's from a data file."""
+    from engine.config import load_config
+
+    if not _is_data_file(path, args):
+        given = [flag for flag in ("text", "id", "members", "combiner", "test")
+                 if getattr(args, flag, None)]
+        if given:
+            raise ValueError(f"--{given[0]} goes with a data file and --label, e.g. `ensemble "
+                             f"fit train.csv --label COLUMN --{given[0]} ...`; in a config, "
+                             f"set it in the TOML")
+        return load_config(path)
+    from engine.starter import (
+        DEFAULT_COMBINER,
+        DEFAULT_MEMBERS,
+        GUESS_ROWS,
+        guess_columns,
+        starter_config,
+    )
+
+    if not Path(path).is_file():
+        raise ValueError(f"data file not found: {path}")
+    if Path(path).suffix.lower() == ".toml":
+        raise ValueError(f"{Path(path).name} is a config: set the columns in its [data] table "
+                         f"(label = \"{args.label}\"), or give --label with a CSV file")
+    if args.label is None:
+        raise ValueError(f"{Path(path).name} is a data file: name its label column, "
+                         f"e.g. `ensemble {args.command} {path} --label COLUMN`")
+    text, id_column = args.text, args.id
+    if not text or not id_column:
+        from engine.data import read_table, require_columns
+
+        frame = read_table(path, nrows=GUESS_ROWS)
+        require_columns(frame, [args.label], Path(path).name)
+        guessed_text, guessed_id, said = guess_columns(frame, args.label)
+        if not text:
+            text = guessed_text
+            say(f"guessed {said[0]}; name it with --text COLUMN", err=True)
+        if not id_column and guessed_id:
+            id_column = guessed_id
+            say(f"guessed {said[-1]}; name another with --id COLUMN", err=True)
+    members = _plugin_list(args.members) or DEFAULT_MEMBERS
+    return starter_config(path, text=text, label=args.label, id_column=id_column,
+                          members=members, combiner=args.combiner or DEFAULT_COMBINER,
+                          test=getattr(args, "test", None))
+
+
+def _plugin_list(value: str | None) -> list[str]:
+    """``--members tfidf-nb, tfidf-lr`` as a list of names (empty when not given)."""
+    return [name.strip() for name in (value or "").split(",") if name.strip()]
+
+
+def _data_flags(p: argparse.ArgumentParser) -> None:
+    """The config-free start's flags: what `ensemble init` would write into a config."""
+    p.add_argument("--label", help="CSV: the label column")
+    p.add_argument("--text", action="append",
+                   help="CSV: a text column (repeat for several, joined by spaces; default: "
+                        "guessed, the column with the longest texts)")
+    p.add_argument("--id", help="CSV: an id column, copied into predictions (default: a "
+                                "column named like an id whose values are all different)")
+    p.add_argument("--members", help="CSV: comma-separated plugins (default "
+                                     "tfidf-nb,tfidf-lr,use; `ensemble plugins` lists them)")
+    p.add_argument("--combiner", help="CSV: mean, vote, stacking (default), selection, ...")
+
+
 def cmd_fit(args: argparse.Namespace) -> None:
     import pandas as pd
 
-    from engine.config import load_config
     from engine.tables import print_table
     from engine.workflows import fit_config
 
@@ -100,12 +171,14 @@ def cmd_fit(args: argparse.Namespace) -> None:
         from engine.mlflow import require_mlflow
 
         require_mlflow()
-    config = load_config(args.config)
+    config, from_data = _fit_config(args.config, args), _is_data_file(args.config, args)
     ensemble, path = fit_config(config, args.output, **_overrides(args))
     if not args.quiet:
         import pandas as pd
 
-        table = pd.DataFrame(ensemble.scores_).T
+        from engine.evaluation import name_positive
+
+        table = name_positive(pd.DataFrame(ensemble.scores_).T, ensemble)
         print_table(table, f"out-of-fold scores ({ensemble.cv}-fold) on "
                            f"{ensemble.training_['n_rows']} rows")
     dropped = ensemble.training_.get("label_issues")
@@ -114,6 +187,9 @@ def cmd_fit(args: argparse.Namespace) -> None:
         say(f"dropped {dropped['dropped']} rows with label issues ({reasons}); the members "
             f"and combiner were fitted on the other {dropped['kept']}")
     say(f"saved {path}: {_size(path)}")
+    if from_data and not args.quiet:
+        say(f"next: ensemble predict {path} NEW.csv -o predictions.csv; the config this fit "
+            f"used, to edit: ensemble init {path} > my.toml")
     if args.mlflow:
         from engine.mlflow import tracking_uri
         from engine.workflows import track_fit
@@ -121,10 +197,36 @@ def cmd_fit(args: argparse.Namespace) -> None:
         mlflow = {"uri": args.tracking_uri, "register": args.register}
         if args.experiment:
             mlflow["experiment"] = args.experiment
-        run = track_fit(config, ensemble, path, args.config, **mlflow)
+        run = track_fit(config, ensemble, path, None if from_data else args.config, **mlflow)
         registered = f", model registered as '{args.register}'" if args.register else ""
         say(f"logged MLflow run {run} to {tracking_uri(args.tracking_uri)}{registered} "
             f"(browse: mlflow ui --backend-store-uri {tracking_uri(args.tracking_uri)})")
+
+
+def cmd_init(args: argparse.Namespace) -> None:
+    from engine.starter import DEFAULT_MEMBERS, init_toml
+
+    source = Path(args.data)
+    if source.is_dir():  # a model directory: the config it was fitted from
+        from engine.io.model_dir import read_manifest
+
+        recorded = read_manifest(source).get("data", {}).get("config")
+        if not isinstance(recorded, str):
+            raise ValueError(f"{source} records no config (fitted before configs were "
+                             f"recorded, or through the Python API)")
+        sys.stdout.write("\n".join(clean(line) for line in recorded.split("\n")))
+        return
+    if not args.label:
+        raise ValueError(f"name the label column: `ensemble init {args.data} --label COLUMN "
+                         f"> my.toml`")
+    members = _plugin_list(args.members) or DEFAULT_MEMBERS
+    text, guessed = init_toml(source, args.label, args.text, args.id, members)
+    sys.stdout.write(text)
+    if guessed:
+        say(f"{guessed}; edit the config if that is wrong", err=True)
+    if sys.stdout.isatty():
+        say("redirect it to a file: `ensemble init ... > my.toml`, then "
+            "`ensemble demo --config my.toml`", err=True)
 
 
 def cmd_tune(args: argparse.Namespace) -> None:
@@ -386,12 +488,18 @@ def cmd_serve(args: argparse.Namespace) -> None:
 def cmd_plugins(args: argparse.Namespace) -> None:
     from rich.table import Table
 
-    from engine.registry import get_registry
     from engine.tables import plain
 
-    registry = get_registry()
-    entries = [*registry.plugins().values(), *registry.combiners().values(),
-               *registry.encoders().values()]
+    if args.name:  # the class itself: the registry imports the modules
+        from engine.registry import get_registry
+
+        registry = get_registry()
+        return _describe_plugin(args, [*registry.plugins().values(),
+                                       *registry.combiners().values(),
+                                       *registry.encoders().values()])
+    from engine.plugin_listing import listing
+
+    entries = listing()  # read from the plugins' source: no plugin module imported
     if args.json:
         print(json.dumps([{"name": e.name, "kind": e.kind, "package": e.package,
                            "version": e.version, "description": e.description}
@@ -402,6 +510,38 @@ def cmd_plugins(args: argparse.Namespace) -> None:
         table.add_column(column)
     for e in entries:  # third-party packages' words: cleaned, never markup
         table.add_row(*plain(e.name, e.kind, e.package, e.version, e.description))
+    console.print(table)
+
+
+def _describe_plugin(args: argparse.Namespace, entries: list) -> None:
+    """`ensemble plugins NAME`: what it is, and each parameter's default and allowed values."""
+    from rich.table import Table
+
+    from engine.errors import PluginNotFoundError, did_you_mean
+    from engine.plugin_help import parameter_rows, summary
+    from engine.tables import plain
+
+    found = [e for e in entries if e.name == args.name]
+    if not found:
+        names = sorted({e.name for e in entries})
+        raise PluginNotFoundError(f"no plugin, combiner or encoder named '{args.name}'"
+                                  f"{did_you_mean(args.name, names)}; registered: "
+                                  f"{', '.join(names)}")
+    entry = found[0]
+    rows = parameter_rows(entry.cls)
+    if args.json:
+        print(json.dumps({"name": entry.name, "kind": entry.kind, "package": entry.package,
+                          "version": entry.version, "description": summary(entry.cls),
+                          "parameters": rows}, indent=2))
+        return
+    say(f"{entry.name}: {entry.kind} from {entry.package} {entry.version}")
+    say(summary(entry.cls))
+    table = Table(title=plain(f"parameters: keys of a [members.<name>] table, or "
+                              f"(\"{entry.name}\", {{...}}) in Python")[0])
+    for column in ("parameter", "default", "allowed", "description"):
+        table.add_column(column, overflow="fold")
+    for row in rows:  # third-party packages' words: cleaned, never markup
+        table.add_row(*plain(row["name"], row["default"], row["allowed"], row["description"]))
     console.print(table)
 
 
@@ -492,6 +632,10 @@ def cmd_models(args: argparse.Namespace) -> None:
 
 # `ensemble demo --preset NAME` runs examples/<file>; "best" adds the transformer member.
 DEMO_PRESETS = {"default": "disaster_tweets.toml", "best": "disaster_tweets_best.toml"}
+# Minutes the demo takes on 2 cores, with bf16 units and without (docs: Getting started):
+# default 3 / 15 (879 s with the install, AVX2); best 12 (315 + 341 s of fits,
+# best_preset.md) / about 55 (a user's run: 24 min for 31 of the first stage's 33 fits).
+DEMO_MINUTES = {"default": (3, 15), "best": (12, 55)}
 
 
 def _default_demo_config(preset: str = "default") -> Path:
@@ -507,29 +651,58 @@ def cmd_demo(args: argparse.Namespace) -> None:
     from engine.tables import print_table
     from engine.workflows import run_demo
 
-    config = load_config(args.config or _default_demo_config(args.preset))
-    say(f"demo: {config.name}, members {', '.join(config.members)}; "
-        f"training on the reference split ...")
+    if args.data and args.config:
+        raise ValueError("give a data file or --config, not both")
+    if args.data:
+        config = _fit_config(args.data, args)
+    else:
+        config = load_config(args.config or _default_demo_config(args.preset))
+    _warn_machine(config, None if args.data or args.config else args.preset)
+    split = config.data.validation_split
+    say(f"demo: {config.name}, members {', '.join(config.members)}; holding out "
+        f"{split:.0%} of the rows to score them on ...")
     result = run_demo(config, args.output, args.submission, args.report or None,
-                      distill=args.distill, verbose=not args.quiet)
+                      predictions=args.predictions, distill=args.distill,
+                      verbose=not args.quiet)
     table = result["table"]
     print_table(table, f"validation split: {table.attrs['n_valid']} rows "
                        f"(trained on {table.attrs['n_train']})")
     if result["report"]:
-        say(f"wrote {result['report']} (leaderboard, charts, most-wrong tweets)")
+        say(f"wrote {result['report']} (leaderboard, charts, the most confidently wrong rows)")
     say(f"refitted on all rows and saved {result['model']}: {_size(result['model'])}")
     if result.get("student"):
         say(f"distilled it into one fast model, saved {result['student']}: "
             f"{_size(result['student'])}")
     if result["submission"]:
         say(f"wrote {result['submission']} (validated against the sample submission)")
+    if result["predictions"]:
+        say(f"wrote {result['predictions']} (predictions for {config.data.test})")
     say(f"demo finished in {result['seconds']:.0f} s")
+
+
+def _warn_machine(config, preset: str | None) -> None:
+    """Before a long fit: what each member's plugin says of this machine, with the preset's
+    measured time on a machine like this one."""
+    from engine.registry import get_plugin
+
+    notes = {get_plugin(plugin).machine_warning(params) for plugin, params in
+             config.members.values() if hasattr(get_plugin(plugin), "machine_warning")}
+    for note in sorted(n for n in notes if n):
+        estimate = ""
+        if preset in DEMO_MINUTES:
+            fast, slow = DEMO_MINUTES[preset]
+            estimate = (f"; expect about {slow} minutes for this demo on 2 cores (about {fast} "
+                        f"on a CPU with bf16 units)")
+        say(f"warning: {note}{estimate}", err=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ensemble", description="Ensembles of text classifiers: fit, predict, evaluate, "
-                                     "recombine and submit to Kaggle.")
+                                     "recombine and submit to Kaggle.",
+        epilog="Start with your own CSV: ensemble demo train.csv --label COLUMN "
+               "(scores on held-out rows, report.html, a saved model); "
+               "ensemble COMMAND --help for the rest.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("-q", "--quiet", action="store_true", help="print less")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -537,7 +710,7 @@ def build_parser() -> argparse.ArgumentParser:
     def model_command(name: str, help_: str, data: bool | str = True
                       ) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_, description=help_)
-        p.add_argument("model", help="model directory, e.g. models/disaster-tweets")
+        p.add_argument("model", help="model directory, e.g. models/my-model")
         if data:
             p.add_argument("data", help="CSV file to read",
                            **({"nargs": "?"} if data == "optional" else {}))
@@ -573,10 +746,16 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--cache-features", dest="cache_features", action="store_true",
                        help="also store the embeddings of these texts in the feature cache")
 
-    p = sub.add_parser("fit", help="fit the ensemble a TOML config describes and save it",
-                       description="Fit the ensemble a TOML config describes on all training "
-                                   "rows and save it (models/<name>/ by default).")
-    p.add_argument("config", help="ensemble config, e.g. examples/disaster_tweets.toml")
+    p = sub.add_parser("fit", help="fit an ensemble on a CSV file (--label COL) or as a TOML "
+                                   "config describes, and save it",
+                       description="Fit an ensemble on all training rows and save it "
+                                   "(models/<name>/ by default). With a CSV file and --label, "
+                                   "no config is needed: default members "
+                                   "(tfidf-nb, tfidf-lr, use) stacked; the equivalent config "
+                                   "is recorded in the model directory.")
+    p.add_argument("config", help="a CSV file (with --label), or an ensemble config, e.g. "
+                                  "my.toml from `ensemble init`")
+    _data_flags(p)
     p.add_argument("-o", "--output", help="model directory to write")
     p.add_argument("--threshold", help="binary tasks: tune the decision threshold for a metric "
                                        "(f1, accuracy, balanced_accuracy, mcc), fix it (0.4), "
@@ -599,6 +778,21 @@ def build_parser() -> argparse.ArgumentParser:
                         "conflicting duplicates) after the out-of-fold pass and fit on the rest")
     p.set_defaults(func=cmd_fit, model_output=True)
 
+    p = sub.add_parser("init", help="write a commented config for a CSV file to stdout",
+                       description="Write a commented ensemble config for a CSV file to "
+                                   "stdout, guessing the text and id columns (the guesses "
+                                   "go to stderr): `ensemble init train.csv --label COLUMN > "
+                                   "my.toml`, edit, then `ensemble demo --config my.toml`. "
+                                   "Given a model directory, print the config it was fitted "
+                                   "from.")
+    p.add_argument("data", help="a CSV file, or a model directory")
+    p.add_argument("--label", help="the label column")
+    p.add_argument("--text", action="append", help="a text column (repeatable; default: "
+                                                   "guessed)")
+    p.add_argument("--id", help="an id column (default: guessed)")
+    p.add_argument("--members", help="comma-separated plugins (default tfidf-nb,tfidf-lr,use)")
+    p.set_defaults(func=cmd_init)
+
     p = sub.add_parser("tune", help="tune members' parameters with Optuna and write the tuned "
                                     "config beside the original",
                        description="Search each member's parameters (Optuna, TPE) on its "
@@ -606,7 +800,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "<config>.tuned.toml. The study lives in a database: run "
                                    "again to resume, or run more processes on the same "
                                    "--storage to share the work.")
-    p.add_argument("config", help="ensemble config, e.g. examples/disaster_tweets.toml")
+    p.add_argument("config", help="ensemble config, e.g. my.toml from `ensemble init`")
     p.add_argument("--time", help="wall-clock budget shared by the members in proportion to "
                                   "their cost, e.g. 10m, 1h30m, 90s")
     p.add_argument("--trials", type=int, help="at most this many trials per member in the "
@@ -774,7 +968,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "file) with an Ed25519 private key; the signature goes to "
                                    "MODEL/signature.json. Those who load it verify it with "
                                    "--trusted-keys KEYFILE.pub --require-signature.")
-    p.add_argument("model", help="model directory, e.g. models/disaster-tweets")
+    p.add_argument("model", help="model directory, e.g. models/my-model")
     p.add_argument("--key", required=True, metavar="KEYFILE",
                    help="private key: PEM from `ensemble keygen`, or an OpenSSH ed25519 key "
                         "(passphrase from $ENSEMBLE_KEY_PASSPHRASE or the terminal)")
@@ -786,9 +980,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("keyfile", help="where to write the private key, e.g. ~/.ensemble/signing.pem")
     p.set_defaults(func=cmd_keygen)
 
-    p = sub.add_parser("plugins", help="list registered plugins, combiners and encoders",
+    p = sub.add_parser("plugins", help="list registered plugins, combiners and encoders; "
+                                       "NAME: its parameters",
                        description="List registered plugins, combiners and encoders with "
-                                   "the package each came from.")
+                                   "the package each came from; with NAME, its parameters, "
+                                   "their defaults and allowed values, and its description.")
+    p.add_argument("name", nargs="?", help="a plugin, combiner or encoder, e.g. tfidf-lr")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_plugins)
 
@@ -807,10 +1004,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", nargs="?", help="weights to fetch, e.g. minilm")
     p.set_defaults(func=cmd_models)
 
-    p = sub.add_parser("demo", help="train the default ensemble on the bundled disaster tweets",
-                       description="Train the default ensemble on the tutorial's reference "
-                                   "split, compare with the tutorial, refit on all rows, save "
-                                   "it and write a Kaggle submission.")
+    p = sub.add_parser("demo", help="try an ensemble on your data (DATA.csv --label COL, or "
+                                    "--config) or on the bundled disaster tweets",
+                       description="Hold out a validation split, fit, score every member and "
+                                   "combiner on it (leaderboard + report.html), refit on all "
+                                   "rows and save; then predict --test, or write a Kaggle "
+                                   "submission. Your data: `ensemble demo train.csv --label "
+                                   "COL` or `ensemble demo --config my.toml` (from `ensemble "
+                                   "init`). Without either: the bundled disaster tweets.")
+    p.add_argument("data", nargs="?", help="your own CSV file, with --label (instead of the "
+                                           "bundled tweets)")
+    _data_flags(p)
+    p.add_argument("--test", help="CSV: unlabelled rows to predict into --predictions")
+    p.add_argument("--predictions", default="predictions.csv",
+                   help="predictions for --test (or the config's [data] test without a "
+                        "sample_submission)")
     p.add_argument("--preset", choices=list(DEMO_PRESETS), default="default",
                    help="default: fast classical + USE + Keras members (about 3 min); best: "
                         "adds a fine-tuned transformer (minilm, fetched once; about 20 min)")

@@ -18,7 +18,7 @@ else:  # pragma: no cover
 
 DATA_KEYS = {"train": None, "test": None, "sample_submission": None, "text": "text",
              "label": "target", "id": "id", "fill_na": None, "validation_split": 0.1,
-             "split_seed": 42}
+             "split_seed": 42, "class_names": None}
 ENSEMBLE_KEYS = {"combiner", "cv", "random_state", "n_jobs", "threshold",
                  "drop_label_issues"}
 SECTIONS = {"name", "data", "ensemble", "members", "reference", "tune"}
@@ -28,6 +28,8 @@ TUNE_KEYS = {"time": None, "trials": None, "metric": "f1", "members": None, "com
              "space": None}
 # Keys of a [members.<name>] table that are the engine's, not the plugin's parameters.
 MEMBER_KEYS = ("plugin", "text", "cv", "refit")
+# Files that hold data, not a config: named in a one-line hint instead of a TOML parse error.
+DATA_SUFFIXES = {".csv", ".tsv", ".parquet", ".jsonl", ".xlsx"}
 
 
 @dataclass
@@ -43,6 +45,7 @@ class DataConfig:
     fill_na: str | None = None
     validation_split: float = 0.1
     split_seed: int = 42
+    class_names: list[str] | None = None  # names for integer labels in reports and /model
 
 
 @dataclass
@@ -57,11 +60,13 @@ class Config:
     tune: dict[str, Any] = field(default_factory=dict)
 
     member_text: dict[str, Any] = field(default_factory=dict)
+    source: str | None = None  # the TOML text, recorded in the model directory's manifest
 
     def build_ensemble(self, **overrides: Any) -> Ensemble:
         """The unfitted Ensemble; ``overrides`` replace [ensemble] settings (verbose, n_jobs)."""
         ensemble = Ensemble(self.members, text=self.data.text, fill_na=self.data.fill_na,
                             member_text=self.member_text or None,
+                            class_names=self.data.class_names,
                             **{**self.ensemble, **overrides})
         ensemble._checked_members()  # unknown plugins and bad params fail before any data is read
         return ensemble
@@ -95,16 +100,37 @@ def read_toml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
+    if path.suffix.lower() in DATA_SUFFIXES:
+        raise ConfigError(data_file_hint(path))
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except RecursionError:  # tomllib parses nested arrays and tables recursively
         raise ConfigError(f"{path.name} nests arrays or tables deeper than Python can parse; "
                           f"a config needs a few levels at most") from None
     except ValueError as exc:  # invalid TOML, not UTF-8, an integer past the digit limit
+        if _looks_like_csv(path):
+            raise ConfigError(data_file_hint(path)) from None
         first = (str(exc).splitlines() or [""])[0].split("; use sys.")[0][:200]
         raise ConfigError(f"{path.name} is not valid TOML: {first}") from None
     check_bounds(raw, path.name, ConfigError)  # what later walks it recursively never overflows
     return raw
+
+
+def data_file_hint(path: Path) -> str:
+    """The one line for a data file given where a TOML config is expected."""
+    return (f"{path.name} is a data file, not a TOML config: fit it directly with "
+            f"`ensemble fit {path} --label COLUMN`, or write a config to edit with "
+            f"`ensemble init {path} --label COLUMN > my.toml`")
+
+
+def _looks_like_csv(path: Path) -> bool:
+    """A first line of comma- or tab-separated names, as a CSV header (not TOML's key = v)."""
+    try:
+        with path.open(encoding="utf-8-sig", errors="replace") as f:
+            first = f.readline(4096)
+    except OSError:
+        return False
+    return "=" not in first and ("," in first or "\t" in first)
 
 
 def load_config(path: str | Path) -> Config:
@@ -116,14 +142,22 @@ def load_config(path: str | Path) -> Config:
     >>> config.build_ensemble().fit(texts, labels)              # doctest: +SKIP
     """
     path = Path(path)
-    raw = read_toml(path)
-    _check_keys(raw, SECTIONS, path.name)
+    return config_from_tables(read_toml(path), path.parent, path.stem, path.name,
+                              source=path.read_text(encoding="utf-8"))
+
+
+def config_from_tables(raw: dict[str, Any], base: Path, default_name: str,
+                       where: str = "the config", source: str | None = None) -> Config:
+    """A validated :class:`Config` from parsed TOML tables; relative paths are tried in the
+    working directory, then under ``base``. ``source`` is the TOML text, kept for the manifest.
+    """
+    _check_keys(raw, SECTIONS, where)
 
     data_raw = raw.get("data", {})
     _check_keys(data_raw, DATA_KEYS, "[data]")
     values = {**DATA_KEYS, **data_raw}
     for key in ("train", "test", "sample_submission"):
-        values[key] = _resolve(values[key], path.parent, key)
+        values[key] = _resolve(values[key], Path(base), key)
     if not isinstance(values["text"], (str, list)) or not values["text"]:
         raise ConfigError("[data] text must be a column name or a list of column names")
     data = DataConfig(**values)
@@ -140,7 +174,7 @@ def load_config(path: str | Path) -> Config:
 
     members_raw = raw.get("members")
     if not isinstance(members_raw, dict) or not members_raw:
-        raise ConfigError(f"{path.name} has no members; add a [members.<name>] table with "
+        raise ConfigError(f"{where} has no members; add a [members.<name>] table with "
                           f"plugin = \"tfidf-nb\"")
     members, member_text, member_cv, refit = {}, {}, {}, {}
     for name, table in members_raw.items():
@@ -170,8 +204,8 @@ def load_config(path: str | Path) -> Config:
     if not isinstance(tune, dict):
         raise ConfigError("[tune] must be a table, e.g. [tune] time = \"10m\"")
     _check_keys(tune, TUNE_KEYS, "[tune]")
-    config = Config(name=str(raw.get("name", path.stem)), data=data, members=members,
+    config = Config(name=str(raw.get("name", default_name)), data=data, members=members,
                     ensemble=ensemble, reference=reference, member_text=member_text,
-                    tune=tune)
+                    tune=tune, source=source)
     config.build_ensemble()
     return config

@@ -109,6 +109,19 @@ def _describe(constraint: Constraint) -> str:
     return str(constraint)
 
 
+def describe_constraints(constraints: Iterable[Constraint]) -> str:
+    """What ``constraints`` allow, in words (``ensemble plugins NAME`` shows it).
+
+    Examples
+    --------
+    >>> describe_constraints([None, Interval(int, 1, None)])
+    'None or a positive integer'
+    """
+    described = [_describe(c) for c in constraints]
+    return described[0] if len(described) == 1 else \
+        f"{', '.join(described[:-1])} or {described[-1]}"
+
+
 def check_param(name: str, value: Any, constraints: Iterable[Constraint]) -> None:
     """Raise a ConfigError unless ``value`` meets one of ``constraints``."""
     constraints = list(constraints)
@@ -119,10 +132,7 @@ def check_param(name: str, value: Any, constraints: Iterable[Constraint]) -> Non
         choices = [str(v) for v in options[0].values]
         raise ConfigError(f"unknown {name} {value!r}{did_you_mean(value, choices)}; "
                           f"{name} must be {options[0]}")
-    described = [_describe(c) for c in constraints]
-    wanted = described[0] if len(described) == 1 else \
-        f"{', '.join(described[:-1])} or {described[-1]}"
-    raise ConfigError(f"{name} must be {wanted}, got {value!r}")
+    raise ConfigError(f"{name} must be {describe_constraints(constraints)}, got {value!r}")
 
 
 def validate_params(obj: Any, constraints: Mapping[str, Iterable[Constraint]]) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,13 +50,15 @@ def read_chunks(path: str | Path, chunk_size: int) -> Iterator[pd.DataFrame]:
         raise _csv_error(path, exc) from exc
 
 
-def require_columns(frame: pd.DataFrame, columns: Sequence[str], where: str = "data") -> None:
-    """Raise a DataError naming the first missing column and the closest existing one."""
+def require_columns(frame: pd.DataFrame, columns: Sequence[str], where: str = "data",
+                    fix: str = "") -> None:
+    """Raise a DataError naming the first missing column and the closest existing one
+    (and ``fix``, what to do, when given)."""
     for column in columns:
         if column not in frame.columns:
             raise DataError(f"column '{column}' not found in {where}"
                             f"{did_you_mean(column, map(str, frame.columns))}; "
-                            f"columns are: {', '.join(map(str, frame.columns))}")
+                            f"columns are: {', '.join(map(str, frame.columns))}{fix}")
 
 
 def as_python(value: Any) -> Any:
@@ -116,7 +118,11 @@ def select_texts(X: Any, text: str | Sequence[str] = "text",
     """
     if isinstance(X, pd.DataFrame):
         columns = [text] if isinstance(text, str) else list(text)
-        require_columns(X, columns)
+        strings = [str(c) for c in X.columns if X[c].dtype.kind in "OUT" or
+                   pd.api.types.is_string_dtype(X[c].dtype)]
+        require_columns(X, columns, fix=f"; name the text column with text='{strings[0]}' "
+                                        f"(Ensemble(..., text=...), or text=[...] for several)"
+                        if strings else "")
         parts = X[columns]
         if fill_na is not None:
             parts = parts.fillna(fill_na)
@@ -192,6 +198,23 @@ def label_types(values: Iterable[Any]) -> list[str]:
     return sorted({type(v).__name__ for v in values})
 
 
+def label_column(X: Any, y: Any) -> Any:
+    """``y`` itself, or the column of the DataFrame ``X`` that ``y`` names.
+
+    Examples
+    --------
+    >>> label_column(pd.DataFrame({"text": ["a", "b"], "topic": ["x", "y"]}), "topic").tolist()
+    ['x', 'y']
+    """
+    if not isinstance(y, str):
+        return y
+    if not isinstance(X, pd.DataFrame):
+        raise DataError(f"y={y!r} names a label column, which needs X as a DataFrame; pass the "
+                        f"labels themselves, one per text")
+    require_columns(X, [y], "X", fix="; y is the labels, or the name of X's label column")
+    return X[y]
+
+
 def encode_labels(y: Any, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
     """Encode labels (str, int or bool) as codes 0..K-1 in sorted class order.
 
@@ -224,6 +247,40 @@ def encode_labels(y: Any, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
     if len(classes) < 2:
         raise DataError(f"need at least two classes to train, found only {classes.tolist()}")
     return codes.astype(np.int64), classes
+
+
+def class_display_names(classes: np.ndarray, class_names: Any = None) -> list[str]:
+    """What reports call each class, in code order: ``class_names`` (a list in sorted label
+    order, or a mapping label -> name, as Hugging Face's ``id2label``) or the labels.
+
+    Examples
+    --------
+    >>> class_display_names(np.array([0, 1]), ["ham", "spam"])
+    ['ham', 'spam']
+    >>> class_display_names(np.array([0, 1]), {1: "spam"})
+    ['0', 'spam']
+    """
+    shown = [str(as_python(c)) for c in classes]
+    if class_names is None:
+        return shown
+    if isinstance(class_names, Mapping):
+        names = {str(k): v for k, v in class_names.items()}
+        unknown = sorted(set(names) - set(shown))
+        if unknown:
+            raise DataError(f"class_names names labels {unknown} that are not classes "
+                            f"({', '.join(shown)})")
+        values = [names.get(label, label) for label in shown]
+    elif isinstance(class_names, (list, tuple)):
+        if len(class_names) != len(classes):
+            raise DataError(f"class_names has {len(class_names)} names for {len(classes)} "
+                            f"classes ({', '.join(shown)}); give one per class, in that order")
+        values = list(class_names)
+    else:
+        raise DataError(f"class_names must be a list of names or a dict of label -> name, got "
+                        f"{type(class_names).__name__}")
+    if not all(isinstance(v, str) and v for v in values) or len(set(values)) != len(values):
+        raise DataError("class_names must be different non-empty strings")
+    return values
 
 
 def check_folds(codes: np.ndarray, classes: np.ndarray, cv: int) -> None:

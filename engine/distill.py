@@ -37,6 +37,7 @@ from engine.io.model_dir import ModelParts
 from engine.metrics import classification_scores
 from engine.oof import ensemble_oof_proba, require_oof
 from engine.seeding import seeded
+from engine.specs import build_combiner, build_member
 
 # Chosen on benchmarks/results/distill.md: word and character n-grams of the
 # tweets in one logistic regression, within 0.5 points of the default stack at
@@ -191,8 +192,6 @@ def distill(teacher: Any, student: Any = DEFAULT_STUDENT, *, X: Any = None, y: A
 
     See :meth:`engine.Ensemble.distill`, which calls this.
     """
-    from engine.ensemble import Ensemble, build_combiner, build_member
-
     require_oof(teacher, "distill it")
     if cv is not None and not (isinstance(cv, int) and not isinstance(cv, bool) and
                                (cv == 0 or 2 <= cv <= 20)):
@@ -234,9 +233,9 @@ def distill(teacher: Any, student: Any = DEFAULT_STUDENT, *, X: Any = None, y: A
 
     n_classes = len(teacher.classes_)
     threshold = getattr(teacher, "threshold_", None)
-    result = Ensemble({STUDENT_NAME: member}, combiner="mean", cv=teacher.cv,
+    result = type(teacher)({STUDENT_NAME: member}, combiner="mean", cv=teacher.cv,
                       random_state=teacher.random_state, text=columns, fill_na=teacher.fill_na,
-                      threshold=threshold)
+                      threshold=threshold, class_names=getattr(teacher, "class_names", None))
     result._restore(ModelParts(
         members={STUDENT_NAME: member}, fit_seconds={STUDENT_NAME: seconds},
         classes=teacher.classes_, oof=np.zeros((1, 0, n_classes)),

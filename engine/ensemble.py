@@ -19,8 +19,15 @@ from engine import registry
 from engine.bagging import FoldAverage
 from engine.combiners.base import Combiner
 from engine.constraints import Interval, check_param, validate_params
-from engine.data import check_folds, data_hash, encode_labels, numeric_columns, select_texts
-from engine.distill import DEFAULT_STUDENT
+from engine.data import (
+    check_folds,
+    class_display_names,
+    data_hash,
+    encode_labels,
+    label_column,
+    numeric_columns,
+    select_texts,
+)
 from engine.errors import ConfigError, ModelDirectoryError, did_you_mean
 from engine.features import filling_on_predict
 from engine.io.files import MAX_JSON_BYTES, read_bytes
@@ -33,46 +40,11 @@ from engine.parallel import check_backend, fit_backend, limit_threads
 from engine.progress import fit_progress
 from engine.protocol import ModelPluginProtocol
 from engine.seeding import seeded
+from engine.specs import MemberSpec, build_combiner, build_member, construct
 from engine.thresholds import best_threshold, check_threshold
 
-MemberSpec = Any  # a plugin instance, a registry name, or (name, params)
 UNCHANGED = object()  # recombine(threshold=...) not given: keep the ensemble's
 MEMBER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-
-
-def build_member(spec: MemberSpec) -> ModelPluginProtocol:
-    """An unfitted plugin instance from an instance, ``"name"`` or ``("name", {params})``."""
-    if isinstance(spec, str):
-        spec = (spec, {})
-    if isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[0], str):
-        name, params = spec
-        cls = registry.get_plugin(name)
-        try:
-            return cls(**dict(params))
-        except TypeError as exc:
-            raise ConfigError(f"plugin '{name}': {exc}") from exc
-    if all(hasattr(spec, m) for m in ("fit", "predict_proba", "save", "get_params")):
-        return clone(spec)
-    raise ConfigError(f"a member must be a plugin instance, a plugin name or (name, params); "
-                      f"got {spec!r}")
-
-
-def build_combiner(spec: Any, random_state: int | None = None) -> Combiner:
-    """An unfitted combiner from an instance, ``"name"`` or ``("name", {params})``."""
-    if isinstance(spec, str):
-        spec = (spec, {})
-    if isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[0], str):
-        name, params = spec
-        try:
-            combiner = registry.get_combiner(name)(**dict(params))
-        except TypeError as exc:
-            raise ConfigError(f"combiner '{name}': {exc}") from exc
-    elif isinstance(spec, Combiner):
-        combiner = clone(spec)
-    else:
-        raise ConfigError(f"combiner must be a name like 'stacking', (name, params) or a "
-                          f"Combiner; got {spec!r}")
-    return seeded(combiner, random_state)
 
 
 def _spec_instance(spec: Any, kind: str) -> Any:
@@ -83,10 +55,7 @@ def _spec_instance(spec: Any, kind: str) -> Any:
     if isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[0], str):
         name, params = spec
         cls = registry.get_plugin(name) if kind == "member" else registry.get_combiner(name)
-        try:
-            return cls(**dict(params))
-        except TypeError as exc:
-            raise ConfigError(f"{kind} '{name}': {exc}") from exc
+        return construct(cls, params, f"{'plugin' if kind == 'member' else kind} '{name}'")
     if hasattr(spec, "get_params") and hasattr(spec, "set_params"):
         return spec
     raise ConfigError(f"a {kind} must be an instance, a registered name or (name, params); "
@@ -182,6 +151,10 @@ class Ensemble(ClassifierMixin, BaseEstimator):
         more on the kept rows; the combiner learns from the kept rows' existing
         out-of-fold probabilities (no second cross-validation). ``training_``
         (and the manifest) records how many rows were dropped and why.
+    class_names : list of str, dict or None, default=None
+        Names for the classes in reports, leaderboards and ``GET /model``
+        (for integer labels, as Hugging Face's ``id2label``): a list in sorted
+        label order, or a dict of label -> name. Predictions keep the labels.
 
     Attributes
     ----------
@@ -230,7 +203,8 @@ class Ensemble(ClassifierMixin, BaseEstimator):
                  backend: str | None = None, scheduler: str | None = None,
                  member_cv: Mapping[str, int] | None = None,
                  refit: bool | Mapping[str, bool] = True,
-                 drop_label_issues: bool = False) -> None:
+                 drop_label_issues: bool = False,
+                 class_names: Sequence[str] | Mapping[Any, str] | None = None) -> None:
         self.members = members
         self.combiner = combiner
         self.cv = cv
@@ -246,6 +220,7 @@ class Ensemble(ClassifierMixin, BaseEstimator):
         self.member_cv = member_cv
         self.refit = refit
         self.drop_label_issues = drop_label_issues
+        self.class_names = class_names
 
     # -- parameters ----------------------------------------------------------------
 
@@ -370,8 +345,9 @@ class Ensemble(ClassifierMixin, BaseEstimator):
         ----------
         X : sequence of str or DataFrame
             Texts, or a DataFrame holding the ``text`` column(s).
-        y : array-like of shape (n_rows,)
-            Labels: strings, integers or booleans; two classes or more.
+        y : array-like of shape (n_rows,), or str
+            Labels: strings, integers or booleans; two classes or more. With X a
+            DataFrame, the name of its label column will do (``fit(df, "topic")``).
 
         Returns
         -------
@@ -379,8 +355,10 @@ class Ensemble(ClassifierMixin, BaseEstimator):
         """
         members = self._checked_members()
         combiner = build_combiner(self.combiner, self.random_state)
+        y = label_column(X, y)
         texts = self.member_texts(X, members)
         codes, classes = encode_labels(y, len(next(iter(texts.values()))))
+        class_display_names(classes, self.class_names)  # wrong names fail before the fits
         if self.threshold is not None and len(classes) != 2:
             raise ConfigError(f"threshold={self.threshold!r} needs two classes, the labels "
                               f"have {len(classes)}; leave threshold=None")
@@ -585,7 +563,7 @@ class Ensemble(ClassifierMixin, BaseEstimator):
         new._fit_combiner(new_combiner)
         return new
 
-    def distill(self, student: MemberSpec = DEFAULT_STUDENT, *, X: Any = None, y: Any = None,
+    def distill(self, student: MemberSpec = None, *, X: Any = None, y: Any = None,
                 unlabeled: Any = None, unlabeled_text: str | None = None,
                 text: str | Sequence[str] | None = None, temperature: float = 1.0,
                 label_weight: float = 0.0, cv: int | None = None) -> Ensemble:
@@ -599,8 +577,9 @@ class Ensemble(ClassifierMixin, BaseEstimator):
 
         Parameters
         ----------
-        student : member spec, default=("tfidf-lr", {})
-            A plugin name, ``(name, {params})`` or instance, as a member.
+        student : member spec, default=None
+            A plugin name, ``(name, {params})`` or instance, as a member;
+            :data:`engine.distill.DEFAULT_STUDENT` when None.
             Plugins with ``fit_soft(X, P)`` learn the probabilities; others
             learn the most probable class (with a warning).
         X, y : training data, default=None
@@ -647,11 +626,11 @@ class Ensemble(ClassifierMixin, BaseEstimator):
         >>> list(student.members_), student.predict(["flood water"]).tolist()
         (['student'], [1])
         """
-        from engine.distill import distill
+        from engine.distill import DEFAULT_STUDENT, distill
 
-        return distill(self, student, X=X, y=y, unlabeled=unlabeled,
-                       unlabeled_text=unlabeled_text, text=text, temperature=temperature,
-                       label_weight=label_weight, cv=cv)
+        return distill(self, DEFAULT_STUDENT if student is None else student, X=X, y=y,
+                       unlabeled=unlabeled, unlabeled_text=unlabeled_text, text=text,
+                       temperature=temperature, label_weight=label_weight, cv=cv)
 
     # -- the model directory -----------------------------------------------------
 
@@ -708,6 +687,18 @@ class Ensemble(ClassifierMixin, BaseEstimator):
         check_is_fitted(self)
         texts = self.member_texts(X)
         return {name: member.predict_proba(texts[name]) for name, member in self.members_.items()}
+
+    def class_labels(self) -> list[str]:
+        """The classes' names in code order: ``class_names`` when given, else the labels.
+
+        Examples
+        --------
+        >>> ens = Ensemble({"nb": "tfidf-nb"}, cv=2, class_names=["ham", "spam"])
+        >>> ens.fit(["win cash", "see you", "cash prize", "lunch?"], [1, 0, 1, 0]).class_labels()
+        ['ham', 'spam']
+        """
+        check_is_fitted(self)
+        return class_display_names(self.classes_, self.class_names)
 
     def _decide(self, proba: np.ndarray) -> np.ndarray:
         """Class codes from combined probabilities, with the threshold when there is one."""
@@ -914,6 +905,7 @@ def _check_restored(ensemble: Ensemble) -> None:
     import pandas as pd
 
     n_classes, n_members = len(ensemble.classes_), len(ensemble.members_)
+    ensemble.class_labels()  # class_names that fit the classes
     oof, codes = ensemble.oof_, ensemble.y_codes_
     if oof.ndim != 3 or oof.shape[0] != n_members or oof.shape[2] != n_classes \
             or codes.shape != (oof.shape[1],) or not np.issubdtype(codes.dtype, np.integer) \

@@ -54,12 +54,20 @@ def _alternatives(ensemble: Any, combiners: Sequence[str] | None) -> dict[str, A
     return result
 
 
-def _finish(rows: list[dict[str, Any]], n_classes: int) -> pd.DataFrame:
+def _finish(rows: list[dict[str, Any]], ensemble: Any) -> pd.DataFrame:
     table = pd.DataFrame(rows).set_index("model")
     ordered = [c for c in ["kind", *SCORE_COLUMNS, "fit_s", "predict_ms_per_row"]
                if c in table.columns]
-    key = "f1_positive" if n_classes == 2 else "f1_macro"
-    return table[ordered].sort_values(key, ascending=False, kind="stable")
+    key = "f1_positive" if len(ensemble.classes_) == 2 else "f1_macro"
+    table = table[ordered].sort_values(key, ascending=False, kind="stable")
+    return name_positive(table, ensemble)
+
+
+def name_positive(table: pd.DataFrame, ensemble: Any) -> pd.DataFrame:
+    """Note which class ``f1_positive`` scores, for the tables' headers ("F1 (positive: spam)")."""
+    if len(ensemble.classes_) == 2:
+        table.attrs["positive"] = ensemble.class_labels()[1]
+    return table
 
 
 def evaluate(ensemble: Any, X: Any, y: Any,
@@ -117,7 +125,7 @@ def score_models(ensemble: Any, X: Any, y: Any, combiners: Sequence[str] | None 
                      **classification_scores(codes, proba, pred),
                      "fit_s": sum(ensemble.fit_seconds_.values()),
                      "predict_ms_per_row": 1000 * (cost + extra) / n_rows})
-    return _finish(rows, len(ensemble.classes_)), outputs
+    return _finish(rows, ensemble), outputs
 
 
 def side_by_side(models: Mapping[str, Any], X: Any, y: Any,
@@ -150,7 +158,7 @@ def side_by_side(models: Mapping[str, Any], X: Any, y: Any,
                      **classification_scores(codes, proba, encode_known(model.classes_, pred))})
         extra[name] = {"rows_per_s": len(codes) / max(seconds, 1e-9),
                        "mb": (megabytes or {}).get(name)}
-    table = _finish(rows, len(next(iter(models.values())).classes_))
+    table = _finish(rows, next(iter(models.values())))
     return table.join(pd.DataFrame.from_dict(extra, orient="index"))
 
 
@@ -189,4 +197,4 @@ def oof_scores(ensemble: Any, combiners: Sequence[str] | None = None, prediction
             proba, threshold = candidate.oof_proba_, getattr(candidate, "threshold_", None)
             outputs[label] = (np.argmax(proba, axis=1) if threshold is None
                               else candidate._decide(proba), proba)
-    return _finish(rows, len(ensemble.classes_)), outputs
+    return _finish(rows, ensemble), outputs

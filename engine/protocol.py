@@ -128,6 +128,15 @@ class ModelPlugin(BaseEstimator):
             return load_state(cls, directory)
 
     @classmethod
+    def machine_warning(cls, params: dict[str, Any] | None = None) -> str | None:
+        """One line to show before a long fit when this machine makes the member much slower
+        than its documented times (no bf16 units, no GPU, ...); None when nothing to say.
+
+        ``ensemble demo`` prints it up front. The default says nothing.
+        """
+        return None
+
+    @classmethod
     def search_space(cls, params: dict[str, Any] | None = None) -> dict[str, Any]:
         """The parameters worth tuning and their ranges: nothing unless a subclass says so.
 

@@ -16,9 +16,10 @@ import importlib
 import os
 import types
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib.metadata import entry_points
+from typing import Any
 
 import pluggy
 
@@ -45,6 +46,7 @@ DEFAULT_PLUGINS = (
     "plugins.use_bundled",
 )
 BUILTIN_PACKAGE = "ensemble-engine"
+IN_PROCESS = "(registered in this process)"  # the package column of engine.register_plugin's
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,9 @@ class Registration:
     kind: str  # "plugin", "combiner", "encoder" or "weights"
     package: str
     version: str
+    # "module.QualName" of a class registered in this process (engine.register_plugin), which
+    # a saved model names so that a process without it can say what to register; never imported
+    registered: str | None = None
 
     @property
     def description(self) -> str:
@@ -85,27 +90,21 @@ class Registry:
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
         self.pm.add_hookspecs(hookspecs)
         # plugin name -> (package, version) it is credited to
-        self._origins: dict[str, tuple[str, str]] = {}
+        self._origins: dict[str, tuple[str, str, str | None]] = {}
         if builtins:
             for module in DEFAULT_PLUGINS:
                 self.pm.register(importlib.import_module(module), name=module)
-                self._origins[module] = (BUILTIN_PACKAGE, __version__)
+                self._origins[module] = (BUILTIN_PACKAGE, __version__, None)
         if entry_points:
             self._load_entry_points()
         self._cache: dict[str, dict[str, Registration]] | None = None
 
     def _load_entry_points(self) -> None:
-        wanted = os.environ.get(LOAD_PLUGINS_ENV)
-        allowed = None if wanted is None else {w.strip() for w in wanted.split(",") if w.strip()}
-        for ep in entry_points(group=ENTRY_POINT_GROUP):
-            module_name = ep.value.partition(":")[0]
-            if module_name in DEFAULT_PLUGINS or self.pm.get_plugin(ep.name) is not None:
-                continue  # a built-in (listed by an older install's metadata) or loaded already
-            package = ep.dist.metadata["name"] if ep.dist is not None else ep.name
-            if allowed is not None and not {package, ep.name} & allowed:
-                continue
+        for ep, package, version in plugin_entry_points():
+            if self.pm.get_plugin(ep.name) is not None:
+                continue  # loaded already
             self.pm.register(ep.load(), name=ep.name)
-            self._origins[ep.name] = (package, ep.dist.version if ep.dist else "unknown")
+            self._origins[ep.name] = (package, version, None)
 
     def register(self, plugin: object, name: str | None = None) -> str:
         """Register a module or object that implements the hooks; returns its plugin name."""
@@ -137,7 +136,9 @@ class Registry:
         hook = HOOKS[kind]
         module = types.ModuleType(cls.__module__)
         setattr(module, hook, hookspecs.hookimpl(specname=hook)(lambda register: register(cls)))
-        return self.register(module, name=f"{kind}:{cls.__module__}.{cls.__qualname__}")
+        qualified = f"{cls.__module__}.{cls.__qualname__}"
+        self._origins[f"{kind}:{qualified}"] = (IN_PROCESS, "unknown", qualified)
+        return self.register(module, name=f"{kind}:{qualified}")
 
     def plugins(self) -> dict[str, Registration]:
         """All model plugins by name."""
@@ -190,15 +191,16 @@ class Registry:
             # Called one implementation at a time so every class is credited
             # to the package whose entry point registered it.
             for impl in caller.get_hookimpls():
-                package, version = self._origins.get(impl.plugin_name,
-                                                     (impl.plugin_name, "unknown"))
-                impl.function(register=self._registrar(found[kind], kind, package, version))
+                package, version, registered = self._origins.get(
+                    impl.plugin_name, (impl.plugin_name, "unknown", None))
+                impl.function(register=self._registrar(found[kind], kind, package, version,
+                                                       registered))
         self._cache = found
         return found
 
     @staticmethod
     def _registrar(table: dict[str, Registration], kind: str, package: str,
-                   version: str) -> Callable[[type], None]:
+                   version: str, registered: str | None = None) -> Callable[[type], None]:
         def register(cls: type) -> None:
             name = getattr(cls, "name", None)
             if not isinstance(name, str) or not name:
@@ -209,8 +211,24 @@ class Registry:
                     f"{table[name].package}", stacklevel=2)
                 return
             own_version = getattr(cls, "version", None)
-            table[name] = Registration(name, cls, kind, package, str(own_version or version))
+            table[name] = Registration(name, cls, kind, package, str(own_version or version),
+                                       registered)
         return register
+
+
+def plugin_entry_points() -> Iterator[tuple[Any, str, str]]:
+    """The third-party entry points to load, each with its package's name and version:
+    not a built-in (an older install's metadata may list them), allowed by
+    ``ENSEMBLE_LOAD_PLUGINS`` when it is set. Reading them imports nothing."""
+    wanted = os.environ.get(LOAD_PLUGINS_ENV)
+    allowed = None if wanted is None else {w.strip() for w in wanted.split(",") if w.strip()}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.value.partition(":")[0] in DEFAULT_PLUGINS:
+            continue
+        package = ep.dist.metadata["name"] if ep.dist is not None else ep.name
+        if allowed is not None and not {package, ep.name} & allowed:
+            continue
+        yield ep, package, ep.dist.version if ep.dist else "unknown"
 
 
 _default: Registry | None = None

@@ -48,7 +48,7 @@ from engine.text_safety import clean, markdown_code
 ENVIRONMENT = "ENSEMBLE_SERVE"  # the settings uvicorn's worker processes start from
 JSON_TYPES = {str: "a string", int: "a number", float: "a number", bool: "a boolean",
               list: "an array", dict: "an object", type(None): "null"}
-EXAMPLE = '{"texts": ["Forest fire near La Ronge Sask. Canada"]}'
+EXAMPLE = '{"texts": ["The parcel arrived two days late"]}'
 LONE_SURROGATE = ("holds a lone surrogate (an escape like \\ud800 without its pair), which is "
                   "not Unicode text; send valid UTF-8")
 
@@ -300,9 +300,10 @@ class Service:
         return _finite({
             "name": self.name,
             "classes": self.classes,
+            "class_names": self.model.class_labels(),
             "inputs": self.columns,
             "passthrough": self.passthrough,
-            "id_column": self.id_column,
+            **({"id_column": self.id_column} if self.id_column else {}),
             "members": [{k: m.get(k) for k in ("name", "plugin", "package", "version", "config")}
                         for m in manifest["members"]],
             "combiner": {k: manifest["combiner"].get(k) for k in ("name", "config")},
@@ -393,11 +394,11 @@ def _schemas() -> dict[str, Any]:
 
         texts: list[str] | None = Field(
             None, description="Texts to classify; each member reads the text alone.",
-            examples=[["Forest fire near La Ronge Sask. Canada", "I love fruits"]])
+            examples=[["The parcel arrived two days late", "Great service, thank you"]])
         rows: list[dict[str, Any]] | None = Field(
             None, description="Rows with every column the model reads (see GET /model "
                               "'inputs'), for members trained on several columns.",
-            examples=[[{"keyword": "wildfire", "text": "Forest fire near La Ronge"}]])
+            examples=[[{"title": "Late delivery", "text": "The parcel arrived two days late"}]])
 
     class PredictResponse(BaseModel):
         classes: list[Any] = Field(description="The model's classes; probabilities follow "

@@ -33,8 +33,11 @@ def _cell(column: str, value: object) -> str:
 def format_rows(table: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     """Header and text cells of a score table (index = model name)."""
     columns = [c for c in table.columns if c != "kind" and table[c].notna().any()]
+    labels = dict(LABELS)
+    if table.attrs.get("positive") is not None:  # which class F1 positive is about
+        labels["f1_positive"] = f"F1 (positive: {table.attrs['positive']})"
     # member names and labels come from the model directory: no control characters
-    header = [clean(h) for h in ["model", *[LABELS.get(c, c) for c in columns]]]
+    header = [clean(h) for h in ["model", *[labels.get(c, c) for c in columns]]]
     rows = [[clean(name), *[clean(_cell(c, row[c])) for c in columns]]
             for name, row in table.iterrows()]
     return header, rows

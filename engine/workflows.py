@@ -31,9 +31,15 @@ def read_labelled(path: Path | None, data: DataConfig,
     return frame
 
 
-def data_settings(data: DataConfig) -> dict[str, Any]:
-    """The column names a saved model needs to read new files."""
-    return {"text": data.text, "label": data.label, "id": data.id, "fill_na": data.fill_na}
+def data_settings(data: DataConfig, columns: Any = None) -> dict[str, Any]:
+    """The column names a saved model needs to read new files.
+
+    The id column is recorded only when the training ``columns`` have it (the
+    default ``id`` names no column in data that has none).
+    """
+    has_id = data.id and (columns is None or data.id in columns)
+    return {"text": data.text, "label": data.label, "id": data.id if has_id else None,
+            "fill_na": data.fill_na}
 
 
 def _member_columns(config: Config) -> list[str]:
@@ -65,8 +71,11 @@ def fit_config(config: Config, output: str | Path | None = None,
     ensemble.fit(frame, frame[config.data.label])
     path = Path(output) if output else MODELS_DIR / config.name
     # where the training rows are, for `ensemble distill` (used only if their hash matches)
-    ensemble.save(path, {**data_settings(config.data),
-                         "train": str(Path(config.data.train).resolve())})
+    settings = {**data_settings(config.data, frame.columns),
+                "train": str(Path(config.data.train).resolve())}
+    if config.source is not None and len(config.source) < 60_000:  # to refit or edit later
+        settings["config"] = config.source
+    ensemble.save(path, settings)
     return ensemble, path
 
 
@@ -124,15 +133,17 @@ def holdout_table(config: Config, **overrides: Any
     reference = pd.DataFrame(config.reference).set_index("name") if config.reference else None
     if reference is not None:
         reference.insert(0, "kind", "reference")
-        table = pd.concat([reference, table])
+        table = pd.concat([reference, table]).__finalize__(table)  # keeps attrs["positive"]
     table.attrs.update(n_train=len(train), n_valid=len(valid))
     return table, ensemble, valid
 
 
 def run_demo(config: Config, output: str | Path | None = None,
              submission: str | Path = "submission.csv", report: str | Path | None = None,
-             distill: bool = False, **overrides: Any) -> dict[str, Any]:
-    """The demo: holdout table and report, refit on all rows, save, and a Kaggle submission.
+             predictions: str | Path = "predictions.csv", distill: bool = False,
+             **overrides: Any) -> dict[str, Any]:
+    """The demo: holdout table and report, refit on all rows, save, then a Kaggle submission
+    (with ``[data] test`` and ``sample_submission``) or predictions (``test`` alone).
 
     With ``distill``, a student (:meth:`Ensemble.distill`, the test file as unlabeled
     texts) joins the holdout table, and one distilled from the refitted model is saved
@@ -155,7 +166,8 @@ def run_demo(config: Config, output: str | Path | None = None,
         attrs = table.attrs
         table = pd.concat([table, row])
         table.attrs.update(attrs)
-    result: dict[str, Any] = {"table": table, "submission": None, "report": None}
+    result: dict[str, Any] = {"table": table, "submission": None, "report": None,
+                              "predictions": None}
     if report is not None:
         train = training_rows(config, holdout=True)
         issues = holdout.label_issues(train, train[config.data.label], id=config.data.id)
@@ -175,6 +187,13 @@ def run_demo(config: Config, output: str | Path | None = None,
         sample = read_table(config.data.sample_submission)
         write_submission(ensemble, test, sample, submission, config.data.id)
         result["submission"] = Path(submission)
+    elif config.data.test is not None:
+        from engine.streaming import write_predictions
+
+        write_predictions(path, config.data.test, predictions,
+                          {"text": config.data.text, "fill_na": config.data.fill_na},
+                          config.data.id)
+        result["predictions"] = Path(predictions)
     result["seconds"] = time.perf_counter() - start
     return result
 

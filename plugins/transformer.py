@@ -287,6 +287,19 @@ class Transformer(ModelPlugin):
         "weight_decay": [Interval(float, 0, None)],
     }
 
+    @classmethod
+    def machine_warning(cls, params: dict[str, Any] | None = None) -> str | None:
+        """A CPU without bf16 units emulates bfloat16: "auto" falls back to float32, and the
+        member trains about 2.3x and predicts about 2.7x slower than on an AVX-512 + bf16
+        CPU (benchmarks/results/transformer_throughput_avx2.md against transformer_throughput.md).
+        """
+        from plugins._tensorflow import bfloat16_is_fast
+
+        if bfloat16_is_fast():
+            return None
+        return ("this CPU has no bf16 units: the transformer member trains in float32, about "
+                "2.3x slower, and predicts about 2.7x slower than on a CPU with AVX-512 bf16")
+
     def __init__(self, preset: str = "minilm", *, pooling: str = "mean", max_length: int = 64,
                  epochs: int = 4, batch_size: int = 32, learning_rate: float = 5e-5,
                  warmup: float = 0.1, weight_decay: float = 0.01, dropout: float = 0.1,

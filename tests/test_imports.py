@@ -23,7 +23,7 @@ print(sorted(m for m in {heavy!r} if m in sys.modules))
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["--version"], ["predict", "--help"],
-                                  ["tune", "--help"]])
+                                  ["tune", "--help"], ["plugins"], ["plugins", "--json"]])
 def test_cli_answers_without_importing_heavy_libraries(argv):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get(
         "PYTHONPATH", "")])}

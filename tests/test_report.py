@@ -24,7 +24,8 @@ def report_inputs(small_tweets):
 def test_report_is_one_self_contained_page_with_every_section(report_inputs):
     ens, valid = report_inputs
     html = build_report(ens, valid, valid["target"], title="tweets")
-    for heading in ["Leaderboard", "f1 positive by model", "Score against prediction time",
+    for heading in ["Leaderboard", "F1 of the positive class &#x27;1&#x27; by model",
+                    "Score against prediction time",
                     "Confusion matrices", "Per-class precision and recall",
                     "Training curves of the Keras members", "Precision/recall curve",
                     "False positives (most confident)", "False negatives (most confident)"]:

@@ -107,6 +107,8 @@ def _origin(kind: str, obj: Any) -> dict[str, str]:
             f"{kind} {type(obj).__name__} (name '{obj.name}') is not registered, so the model "
             f"could not be loaded again; register it through the ensemble_engine entry point "
             f"or engine.register_plugin")
+    if entry.registered is not None:  # engine.register_plugin: no package to install
+        return {"registered": entry.registered, "version": entry.version}
     return {"package": entry.package, "version": entry.version}
 
 
@@ -243,6 +245,13 @@ def _load_part(kind: str, entry: dict[str, Any], path: Path) -> Any:
             reg.get_combiner(entry["name"])
     except PluginNotFoundError:
         wanted = entry["plugin"] if kind == "plugin" else entry["name"]
+        if entry.get("registered"):  # checked by the schema; named, never imported
+            cls_name = entry["registered"].rpartition(".")[2]
+            raise ModelDirectoryError(
+                f"this model needs {kind} '{wanted}', which was registered in the saving "
+                f"process with engine.register_plugin (class {entry['registered']}); register "
+                f"the same class first (engine.register_plugin({cls_name})), or install a "
+                f"package that provides it through the ensemble_engine entry point") from None
         raise ModelDirectoryError(f"this model needs {kind} '{wanted}' from "
                                   f"{package_hint(entry.get('package'), entry.get('version'))}"
                                   ) from None

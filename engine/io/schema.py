@@ -21,6 +21,9 @@ NAME = {"type": "string", "pattern": r"^[^\x00-\x1f\x7f/\\]{1,128}$"}
 # A package name as PyPI spells it (PEP 508), so an error may print it safely.
 PACKAGE = {"type": "string", "pattern": r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,98}[A-Za-z0-9])?$"}
 VERSION = {"type": "string", "pattern": r"^[A-Za-z0-9.+!_-]{1,64}$"}
+# "module.QualName" of a class registered with engine.register_plugin: shown, never imported.
+# Module names are whatever the file was called ("my-notebook", "__main__"): a narrow charset.
+REGISTERED = {"type": "string", "pattern": r"^[A-Za-z0-9_][A-Za-z0-9_.<>-]{0,255}$"}
 RELATIVE_PATH = {"type": "string", "pattern": r"^[^\x00-\x1f\x7f]{1,1024}$"}
 SEED = {"type": ["integer", "null"], "minimum": 0, "maximum": 2**32 - 1}
 
@@ -87,6 +90,12 @@ MANIFEST_SCHEMA = schema({
                 "verbose": {"type": ["boolean", "integer"], "minimum": 0, "maximum": 10},
                 "backend": {"type": ["string", "null"], "maxLength": 64},
                 "scheduler": {"type": ["string", "null"], "maxLength": 1024},
+                "class_names": {"anyOf": [
+                    {"type": "null"},
+                    {"type": "array", "maxItems": MAX_COUNT,
+                     "items": {"type": "string", "maxLength": 1024}},
+                    {"type": "object", "maxProperties": MAX_COUNT,
+                     "additionalProperties": {"type": "string", "maxLength": 1024}}]},
             },
             "propertyNames": {"pattern": r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"},
             "additionalProperties": {"$ref": "#/$defs/json"},
@@ -97,7 +106,7 @@ MANIFEST_SCHEMA = schema({
                 "type": "object", "required": ["name", "plugin", "directory"],
                 "properties": {
                     "name": NAME, "plugin": NAME, "package": PACKAGE, "version": VERSION,
-                    "config": CONFIG, "directory": RELATIVE_PATH,
+                    "registered": REGISTERED, "config": CONFIG, "directory": RELATIVE_PATH,
                     "bytes": {"type": "integer", "minimum": 0},
                     "fit_seconds": {"type": "number"},
                 },
@@ -107,7 +116,8 @@ MANIFEST_SCHEMA = schema({
         "combiner": {
             "type": "object", "required": ["name", "directory"],
             "properties": {"name": NAME, "package": PACKAGE, "version": VERSION,
-                           "config": CONFIG, "directory": RELATIVE_PATH},
+                           "registered": REGISTERED, "config": CONFIG,
+                           "directory": RELATIVE_PATH},
             "additionalProperties": {"$ref": "#/$defs/json"},
         },
         "training": {"type": "object", "maxProperties": 256,

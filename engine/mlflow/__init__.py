@@ -60,7 +60,7 @@ def input_frame(model: Any, X: Any = None, n: int = 3) -> pd.DataFrame:
 
     columns = input_columns(model)
     if X is None:
-        return pd.DataFrame({c: ["Forest fire near La Ronge Sask. Canada"] for c in columns})
+        return pd.DataFrame({c: ["The parcel arrived two days late"] for c in columns})
     frame = X.head(n)[columns] if isinstance(X, pd.DataFrame) else \
         pd.DataFrame({columns[0]: list(X)[:n]})
     return frame.fillna("" if model.fill_na is None else model.fill_na).astype(str)

@@ -19,7 +19,7 @@ from engine.version import __version__
 
 
 def _labels(ensemble: Any) -> list[str]:
-    return [str(as_python(c)) for c in ensemble.classes_]
+    return ensemble.class_labels()
 
 
 def per_class_scores(y: np.ndarray, pred: np.ndarray, labels: list[str]) -> pd.DataFrame:
@@ -113,6 +113,7 @@ def build_report(ensemble: Any, X: Any, y: Any, title: str = "ensemble report",
         table, outputs = score_models(ensemble, X, y)
     labels = _labels(ensemble)
     metric = "f1_positive" if len(labels) == 2 else "f1_macro"
+    said = f"F1 of the positive class '{labels[1]}'" if len(labels) == 2 else "macro F1"
     if extra_rows is not None:
         table = pd.concat([table, extra_rows]).sort_values(metric, ascending=False,
                                                            kind="stable")
@@ -120,13 +121,13 @@ def build_report(ensemble: Any, X: Any, y: Any, title: str = "ensemble report",
     pred, proba = outputs[own]
     sections = [
         Section("Leaderboard", table=table,
-                text=f"{len(codes)} rows; models sorted by {metric.replace('_', ' ')}. Members "
+                text=f"{len(codes)} rows; models sorted by {said}. Members "
                      f"predict alone; combiners reuse the members' predictions. fit s = seconds "
                      f"to fit on all training rows; ms/row = prediction time." if not out_of_fold
                 else f"{len(codes)} training rows, scored out-of-fold ({ensemble.cv} folds: each "
                      f"row predicted by models that did not see it); models sorted by "
-                     f"{metric.replace('_', ' ')}. fit s = seconds to fit on all rows."),
-        Section(f"{metric.replace('_', ' ')} by model",
+                     f"{said}. fit s = seconds to fit on all rows."),
+        Section(f"{said} by model",
                 images=[figures.f1_bars(table, metric)]),
         *([] if out_of_fold else [Section(
             "Score against prediction time", images=[figures.speed_vs_score(table, metric)],
