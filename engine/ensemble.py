@@ -579,7 +579,8 @@ class Ensemble(ClassifierMixin, BaseEstimator):
         ----------
         student : member spec, default=None
             A plugin name, ``(name, {params})`` or instance, as a member;
-            :data:`engine.distill.DEFAULT_STUDENT` when None.
+            when None, ``("tfidf-lr", {"C": 16.0})``
+            (:data:`engine.distill.DEFAULT_STUDENT`, chosen by measurement).
             Plugins with ``fit_soft(X, P)`` learn the probabilities; others
             learn the most probable class (with a warning).
         X, y : training data, default=None
