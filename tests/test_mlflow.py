@@ -183,6 +183,7 @@ def test_requirements_come_from_the_installed_plugins_never_the_directory(store,
     for part in [*manifest["members"], manifest["combiner"]]:  # a stranger's packages
         part.update(package="ensemble-engine-fast-tfidf", version="6.6.6")
     (tmp_path / "tweets" / "manifest.json").write_text(json.dumps(manifest))
+    mlflow.set_experiment("requirements")  # an earlier test's active experiment is elsewhere
     with mlflow.start_run():
         info = engine.mlflow.log_model(tmp_path / "tweets", name="model")
     local = Path(MlflowClient().get_logged_model(info.model_id).artifact_location
