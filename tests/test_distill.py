@@ -215,3 +215,26 @@ def test_evaluate_compares_teacher_and_student_side_by_side(fitted, capsys):
     assert table["student-compare"]["mb"] < table["teacher"]["mb"]
     assert main(["evaluate", str(fitted / "teacher"), "--compare", str(student)]) == 2
     assert "pass a CSV file" in capsys.readouterr().err
+
+
+def test_a_signed_student_is_served_like_any_model(fitted, tmp_path):
+    import httpx
+
+    from engine.io.signing import generate_key, sign_model
+    from engine.serving import create_app
+    from tests.test_serving import running
+
+    student = tmp_path / "student"
+    assert main(["distill", str(fitted / "teacher"), "-o", str(student), "--cv", "0",
+                 "-q"]) == 0
+    private, public, _ = generate_key(tmp_path / "key.pem")
+    with pytest.raises(Exception, match="not signed|unsigned"):
+        load(student, verify_with=public)
+    sign_model(student, private)
+    assert load(student, verify_with=public).signer_
+    with running(create_app(student)) as url:
+        reply = httpx.post(f"{url}/predict", json={"texts": ["fire in the hills", "a calm day"]},
+                           timeout=30)
+        model = httpx.get(f"{url}/model", timeout=30).json()
+    assert reply.status_code == 200 and len(reply.json()["labels"]) == 2
+    assert [m["name"] for m in model["members"]] == ["student"]
