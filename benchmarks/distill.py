@@ -205,7 +205,8 @@ def main() -> None:
             f"members read (text + keyword). 'hard labels' rows fit the same student on the "
             f"labels alone, for comparison. Unless a row says otherwise: temperature 1, "
             f"label_weight 0. One standard error of a validation accuracy near 82% on 762 "
-            f"tweets is 1.4 points: the cross-validated table below is the one to choose by."],
+            f"tweets is 1.4 points: the cross-validated table in distill.md is the one to "
+            f"choose by."],
            header, table(rows), data, extra)
 
 
