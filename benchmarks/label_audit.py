@@ -172,9 +172,10 @@ def tweets_as_they_are() -> dict:
     }
 
 
-def noise_run(name: str, fraction: float) -> dict:
-    topics = name == "topics"
-    if topics:
+def noisy_split(name: str, fraction: float
+                ) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray, np.ndarray, np.ndarray]:
+    """Training rows, test rows, noisy training labels, the flipped rows, true test labels."""
+    if name == "topics":
         train, _, test = tweet_topics()
         label = "topic"
     else:
@@ -183,8 +184,12 @@ def noise_run(name: str, fraction: float) -> dict:
     train, test = train.reset_index(drop=True), test.reset_index(drop=True)
     classes, codes = np.unique(train[label].to_numpy(), return_inverse=True)
     noisy, flips = inject(codes, fraction, len(classes))
-    y = classes[noisy]
-    truth_test = test[label].to_numpy()
+    return train, test, classes[noisy], flips, test[label].to_numpy()
+
+
+def noise_run(name: str, fraction: float) -> dict:
+    topics = name == "topics"
+    train, test, y, flips, truth_test = noisy_split(name, fraction)
     result: dict = {"n_train": len(train), "n_test": len(test), "flipped": len(flips)}
 
     def detect(ens: Ensemble) -> dict:
@@ -255,16 +260,7 @@ def second_pass(name: str, fraction: float) -> dict:
     saw the dropped rows), against the shipped drop (one refit per member; the
     combiner learns from the first pass's out-of-fold rows)."""
     topics = name == "topics"
-    if topics:
-        train, _, test = tweet_topics()
-        label = "topic"
-    else:
-        train, test = reference_split()
-        label = "target"
-    train, test = train.reset_index(drop=True), test.reset_index(drop=True)
-    classes, codes = np.unique(train[label].to_numpy(), return_inverse=True)
-    y = classes[inject(codes, fraction, len(classes))[0]]
-    truth_test = test[label].to_numpy()
+    train, test, y, _, truth_test = noisy_split(name, fraction)
     start = time.perf_counter()
     dropped = default_ensemble(topics, drop_label_issues=True).fit(train, y)
     drop_s = time.perf_counter() - start
