@@ -713,10 +713,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-q", "--quiet", action="store_true", help="print less")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def model_command(name: str, help_: str, data: bool | str = True
+    def model_command(name: str, help_: str, data: bool | str = True,
+                      model: str = "model directory, e.g. models/my-model"
                       ) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_, description=help_)
-        p.add_argument("model", help="model directory, e.g. models/my-model")
+        p.add_argument("model", help=model)
         if data:
             p.add_argument("data", help="CSV file to read",
                            **({"nargs": "?"} if data == "optional" else {}))
@@ -862,7 +863,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = model_command("audit", "find training rows whose label is likely wrong: confident "
                                "learning on the out-of-fold probabilities, conflicting "
-                               "duplicates, test leakage", data=False)
+                               "duplicates, test leakage", data=False,
+                      model="model directory (models/disaster-tweets), or a TOML config to fit "
+                            "first (examples/disaster_tweets.toml)")
     p.description = ("Rank the training rows whose label is likely wrong and write them to a "
                      "CSV. MODEL is a model directory (pass its training CSV with --data for "
                      "texts and duplicates) or a TOML config (fitted first on its [data] train, "
