@@ -33,6 +33,7 @@ from common import ROOT, reference_split, report  # noqa: E402
 from datasets import tweet_topics  # noqa: E402
 
 from engine.config import load_config  # noqa: E402
+from engine.io.model_dir import tree_bytes  # noqa: E402
 from engine.metrics import classification_scores  # noqa: E402
 from engine.workflows import rows_per_second  # noqa: E402
 
@@ -58,7 +59,7 @@ CV_STUDENTS = {"tfidf-lr words, C=16": WORDS, "tfidf-lr chars 2-5, C=16": CHARS}
 def megabytes(model) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         model.save(Path(tmp) / "m")
-        return sum(f.stat().st_size for f in (Path(tmp) / "m").rglob("*") if f.is_file()) / 1e6
+        return tree_bytes(Path(tmp) / "m") / 1e6
 
 
 def scores(model, frame: pd.DataFrame, label: str) -> dict:

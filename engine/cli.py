@@ -312,6 +312,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 def _side_by_side(args: argparse.Namespace, model, frame, label: str):
     """``evaluate --compare``: MODEL and each other model directory on the same rows."""
     from engine.evaluation import side_by_side
+    from engine.io.model_dir import tree_bytes
     from engine.streaming import loaded
 
     paths = {Path(args.model).name: Path(args.model)}
@@ -320,8 +321,7 @@ def _side_by_side(args: argparse.Namespace, model, frame, label: str):
         name = Path(other).name if Path(other).name not in paths else str(other)
         paths[name] = Path(other)
         models[name] = loaded(str(Path(other).resolve()), tuple(args.trust or ()))
-    sizes = {name: sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 1e6
-             for name, path in paths.items()}
+    sizes = {name: tree_bytes(path) / 1e6 for name, path in paths.items()}
     return side_by_side(models, frame, frame[label], sizes)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -30,8 +29,6 @@ from engine.data import (
 )
 from engine.errors import ConfigError, ModelDirectoryError, did_you_mean
 from engine.features import filling_on_predict
-from engine.io.files import MAX_JSON_BYTES, read_bytes
-from engine.io.integrity import MANIFEST
 from engine.io.model_dir import ModelParts, model_errors, read_model, write_model
 from engine.io.signing import trust_policy
 from engine.metrics import classification_scores
@@ -890,9 +887,7 @@ def load_ensemble(path: str | Path, trusted: Iterable[str] = (), *, verify_with:
                             **parts.settings)._restore(parts)
         _check_restored(ensemble)
     ensemble.signer_ = parts.signer
-    # what a student distilled from this model records as its teacher (read within bounds)
-    ensemble.manifest_sha256_ = hashlib.sha256(read_bytes(path / MANIFEST, MAX_JSON_BYTES)
-                                               ).hexdigest()
+    ensemble.manifest_sha256_ = parts.manifest_sha256  # a distilled student's teacher record
     return ensemble
 
 

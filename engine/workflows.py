@@ -237,7 +237,7 @@ def distill_model(model: str | Path, output: str | Path, *, student: Any,
     """
     from engine.ensemble import load_ensemble
     from engine.evaluation import encode_known
-    from engine.io.model_dir import read_manifest
+    from engine.io.model_dir import tree_bytes
     from engine.metrics import classification_scores
 
     teacher = load_ensemble(model, trusted)
@@ -262,14 +262,14 @@ def distill_model(model: str | Path, output: str | Path, *, student: Any,
                                "output": Path(output)}
     timing = read_table(valid) if valid is not None else (extra if extra is not None
                                                           else frame).head(2000)
+    if valid is not None:
+        require_columns(timing, [label], Path(valid).name)
+        codes = encode_known(teacher.classes_, timing[label])
     for who, ensemble, path in (("teacher", teacher, Path(model)), ("student", result,
                                                                       Path(output))):
         summary[f"{who}_rows_s"] = rows_per_second(ensemble, timing)
-        summary[f"{who}_mb"] = sum(f.stat().st_size for f in path.rglob("*")
-                                   if f.is_file()) / 1e6
+        summary[f"{who}_mb"] = tree_bytes(path) / 1e6
         if valid is not None:
-            require_columns(timing, [label], Path(valid).name)
-            codes = encode_known(teacher.classes_, timing[label])
             pred, proba = ensemble.predict_with_proba(timing)
             summary[f"{who}_scores"] = classification_scores(
                 codes, proba, encode_known(teacher.classes_, pred))
@@ -278,5 +278,4 @@ def distill_model(model: str | Path, output: str | Path, *, student: Any,
         summary["student_scores"] = result.scores_.get("student (cross-validated)")
     summary["where"] = f"on {Path(valid).name}" if valid is not None else \
         "out of fold / cross-validated"
-    read_manifest(output)  # written and readable
     return summary

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
 import json
 import warnings
 from collections.abc import Iterable, Iterator
@@ -35,7 +36,7 @@ from engine.io.atomic import (
     read_consistently,
     recover_if_interrupted,
 )
-from engine.io.files import load_npz, read_json
+from engine.io.files import MAX_JSON_BYTES, load_npz, parse_json, read_bytes, read_json
 from engine.io.integrity import MANIFEST, hash_tree, inside, verify_files
 from engine.io.schema import MANIFEST_SCHEMA, validate
 from engine.io.signing import TrustPolicy, check_signature, signed_files
@@ -77,6 +78,7 @@ class ModelParts:
     distilled_from: dict[str, Any] | None = None  # a student's teacher (engine.distill)
     kept: np.ndarray | None = None  # rows fitted on, when label issues were dropped
     manifest: dict[str, Any] | None = None
+    manifest_sha256: str | None = None  # of the manifest bytes this load verified
     signer: str | None = None  # fingerprint of the key whose signature was verified
 
 
@@ -139,8 +141,7 @@ def _write_contents(parts: ModelParts, root: Path) -> dict[str, Any]:
         members.append({"name": name, "plugin": member.name, **_origin("plugin", member),
                         "config": describe(member.get_params(deep=False)),
                         "directory": f"members/{name}",
-                        "bytes": sum(p.stat().st_size for p in directory.rglob("*")
-                                     if p.is_file()),
+                        "bytes": tree_bytes(directory),
                         "fit_seconds": parts.fit_seconds[name]})
     combiner = parts.combiner
     (root / "combiner").mkdir()
@@ -193,7 +194,11 @@ def check_model_output(path: str | Path) -> None:
 
 def read_manifest(path: str | Path) -> dict[str, Any]:
     """The parsed manifest of the model at ``path``, with its format checked."""
-    path = Path(path)
+    return _read_manifest(Path(path))[0]
+
+
+def _read_manifest(path: Path) -> tuple[dict[str, Any], str]:
+    """The checked manifest and the sha256 of the bytes it was parsed from."""
     recover_if_interrupted(path)
     if not path.is_dir():
         raise ModelDirectoryError(f"no model directory at {path}; train one with "
@@ -201,7 +206,8 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
     if not (path / MANIFEST).exists() and not (path / MANIFEST).is_symlink():
         raise ModelDirectoryError(f"{path} has no {MANIFEST}: not a model directory "
                                   f"(or an interrupted copy)")
-    manifest = read_json(path / MANIFEST)
+    data = read_bytes(path / MANIFEST, MAX_JSON_BYTES)
+    manifest = parse_json(data, MANIFEST)
     version = manifest.get("format_version") if isinstance(manifest, dict) else None
     if isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION:
         raise ModelDirectoryError(
@@ -210,7 +216,7 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
             f"ensemble-engine")
     validate(manifest, MANIFEST_SCHEMA, str(path / MANIFEST))
     _check_classes(manifest["classes"]["values"], path / MANIFEST)
-    return manifest
+    return manifest, hashlib.sha256(data).hexdigest()
 
 
 def _check_classes(values: list[Any], where: Path) -> None:
@@ -223,6 +229,11 @@ def _check_classes(values: list[Any], where: Path) -> None:
                                   f"refusing to load")
 
 
+def tree_bytes(path: str | Path) -> int:
+    """Bytes of the regular files under ``path``: a model directory's size on disk."""
+    return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
+
+
 def size_summary(path: str | Path, largest: int = 3) -> str:
     """The model directory's size on disk and its ``largest`` members' sizes, in one line.
 
@@ -232,7 +243,7 @@ def size_summary(path: str | Path, largest: int = 3) -> str:
     '31.4 MB (use 29.0 MB, char-lr 1.6 MB, word-lr 0.5 MB)'
     """
     manifest = read_manifest(path)
-    total = sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
+    total = tree_bytes(path)
     members = sorted(manifest["members"], key=lambda m: -m["bytes"])[:largest]
     parts = ", ".join(f"{clean(m['name'])} {m['bytes'] / 1e6:.1f} MB" for m in members)
     return f"{total / 1e6:.1f} MB ({parts})"
@@ -291,7 +302,7 @@ def read_model(path: str | Path, trusted: Iterable[str] = (),
 
 
 def _read_model(path: Path, trusted: Iterable[str], policy: TrustPolicy) -> ModelParts:
-    manifest = read_manifest(path)
+    manifest, digest = _read_manifest(path)
     signer = check_signature(path, manifest, policy)  # the signature first, then the hashes
     with model_errors(path):
         with signed_files(signer):
@@ -310,6 +321,7 @@ def _read_model(path: Path, trusted: Iterable[str], policy: TrustPolicy) -> Mode
             classes=decode_classes(manifest["classes"]), oof=oof, y_codes=codes,
             oof_features=features, oof_proba=arrays.get("combined"), kept=arrays.get("kept"),
             training=manifest["training"], scores=manifest["scores"],
-            threshold=manifest.get("threshold"), manifest=manifest, signer=signer,
+            threshold=manifest.get("threshold"), manifest=manifest,
+            manifest_sha256=digest, signer=signer,
             settings={k: (tuple(v) if isinstance(v, list) else v)
                       for k, v in settings.items()})
